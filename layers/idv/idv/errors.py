@@ -1,0 +1,166 @@
+"""Typed errors of the idv layer; each carries the HTTP status and stable problem `code` we answer with.
+
+    IdvError                          (status, code, title, detail)
+    ├── InvalidInput                  422/400  bad request data, refused before any provider call
+    │   ├── InvalidIdNumber           422  invalid_id_number
+    │   ├── InvalidMobile             422  invalid_mobile
+    │   ├── InvalidName               422  invalid_name
+    │   ├── ConsentRequired           422  consent_required
+    │   ├── InvalidRequest            400  invalid_request (malformed JSON, missing / wrong-typed field)
+    │   └── ImageError                422  image_unreadable
+    │       ├── ImageTooSmall         422  image_too_small
+    │       └── ImageTooLarge         413  image_too_large (bytes or pixels: decompression bomb)
+    ├── NotFound                      404  not_found
+    ├── IdempotencyKeyReused          409  idempotency_key_reused
+    ├── ConfigurationError            500  configuration_error (missing/malformed secret or setting; says what to fix)
+    └── ProviderError                 (provider, provider_code, charged, auto_retry)
+        ├── ProviderRateLimited       429  provider_rate_limited   (10011, 10012, 1006)
+        ├── ProviderUnavailable       503  provider_unavailable    (maintenance, 5xx, non-JSON, connect failure, ...)
+        ├── ProviderTimeout           504  provider_timeout        (read timeout: may have been charged, never retried)
+        └── ProviderRejected          502  provider_rejected       (credentials, permissions, parameters we sent)
+
+`charged` is True, False, or None when it cannot be known (read timeout after the request was sent).
+`auto_retry` is True only where nothing can have been charged (connection never established, explicit
+rate-limit or maintenance answers); the HTTP client retries those and nothing else.
+Messages never contain personal data: callers pass field names and codes, never values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class IdvError(Exception):
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or self.title
+        self.extra = extra
+        super().__init__(self.detail)
+
+    def to_problem(self) -> dict[str, Any]:
+        """The RFC 9457 problem document for this error (no personal data by construction)."""
+        problem: dict[str, Any] = {
+            "type": f"https://idv.example/problems/{self.code.replace('_', '-')}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        problem.update({k: v for k, v in self.extra.items() if v is not None})
+        return problem
+
+
+class InvalidInput(IdvError):
+    status = 422
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class InvalidIdNumber(InvalidInput):
+    code = "invalid_id_number"
+    title = "Invalid ID number"
+
+
+class InvalidMobile(InvalidInput):
+    code = "invalid_mobile"
+    title = "Invalid mobile number"
+
+
+class InvalidName(InvalidInput):
+    code = "invalid_name"
+    title = "Invalid name"
+
+
+class ConsentRequired(InvalidInput):
+    code = "consent_required"
+    title = "Consent required"
+
+
+class InvalidRequest(InvalidInput):
+    status = 400
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class ImageError(InvalidInput):
+    code = "image_unreadable"
+    title = "Image unreadable"
+
+
+class ImageTooSmall(ImageError):
+    code = "image_too_small"
+    title = "Image too small"
+
+
+class ImageTooLarge(ImageError):
+    status = 413
+    code = "image_too_large"
+    title = "Image too large"
+
+
+class NotFound(IdvError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class IdempotencyKeyReused(IdvError):
+    status = 409
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with a different request"
+
+
+class ConfigurationError(IdvError):
+    status = 500
+    code = "configuration_error"
+    title = "Gateway misconfigured"
+
+
+class ProviderError(IdvError):
+    status = 502
+    code = "provider_error"
+    title = "Provider error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        provider: str,
+        provider_code: str | None = None,
+        charged: bool | None = False,
+        auto_retry: bool = False,
+        provider_order_id: str | None = None,
+    ) -> None:
+        super().__init__(detail, provider=provider, provider_code=provider_code)
+        self.provider = provider
+        self.provider_code = provider_code
+        self.charged = charged
+        self.auto_retry = auto_retry
+        self.provider_order_id = provider_order_id
+
+
+class ProviderRateLimited(ProviderError):
+    status = 429
+    code = "provider_rate_limited"
+    title = "Provider rate limit reached"
+
+
+class ProviderUnavailable(ProviderError):
+    status = 503
+    code = "provider_unavailable"
+    title = "Provider unavailable"
+
+
+class ProviderTimeout(ProviderError):
+    status = 504
+    code = "provider_timeout"
+    title = "Provider timed out"
+
+
+class ProviderRejected(ProviderError):
+    status = 502
+    code = "provider_rejected"
+    title = "Provider rejected the request"
