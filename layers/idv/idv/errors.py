@@ -12,6 +12,7 @@
     │       └── ImageTooLarge         413  image_too_large (bytes or pixels: decompression bomb)
     ├── NotFound                      404  not_found
     ├── IdempotencyKeyReused          409  idempotency_key_reused
+    ├── IdempotencyInProgress         409  idempotency_in_progress (same key still running; retry)
     ├── ConfigurationError            500  configuration_error (missing/malformed secret or setting; says what to fix)
     └── ProviderError                 (provider, provider_code, charged, auto_retry)
         ├── ProviderRateLimited       429  provider_rate_limited   (10011, 10012, 1006)
@@ -111,6 +112,12 @@ class IdempotencyKeyReused(IdvError):
     status = 409
     code = "idempotency_key_reused"
     title = "Idempotency key reused with a different request"
+
+
+class IdempotencyInProgress(IdvError):
+    status = 409
+    code = "idempotency_in_progress"
+    title = "A request with this idempotency key is in progress"
 
 
 class ConfigurationError(IdvError):

@@ -1,0 +1,189 @@
+"""API plumbing shared by the HTTP functions: the resolver, problem+json errors, Idempotency-Key.
+
+Every error leaves as `application/problem+json` with a stable `code`; unexpected exceptions become a
+500 `internal_error` whose body carries no trace. `Idempotency-Key` is handled with Powertools
+idempotency on a fingerprint (HMAC of the body), so a replay returns the first answer without a
+provider call and the same key with another body is a 409 `idempotency_key_reused`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from idv import aws, errors
+from idv.config import get_settings
+from idv.observability import logger
+
+PROBLEM_JSON = "application/problem+json"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+IN_PROGRESS_WAIT_SECONDS = 25.0
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    for status, title in (
+        (400, "Malformed request"),
+        (404, "Not found"),
+        (409, "Idempotency key reused or in progress"),
+        (413, "Image too large"),
+        (422, "Invalid input (ID number, mobile, name, consent, image)"),
+        (429, "Provider rate limit"),
+        (500, "Gateway misconfigured"),
+        (502, "Provider rejected the request"),
+        (503, "Provider unavailable"),
+        (504, "Provider timed out"),
+    )
+}
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, ensure_ascii=False),
+        headers=headers,
+    )
+
+
+def problem_response(exc: errors.IdvError) -> Response:
+    headers = {"Retry-After": "1"} if isinstance(exc, errors.ProviderRateLimited) else None
+    return Response(
+        status_code=exc.status,
+        content_type=PROBLEM_JSON,
+        body=json.dumps(exc.to_problem(), ensure_ascii=False),
+        headers=headers,
+    )
+
+
+def new_resolver() -> APIGatewayRestResolver:
+    """A REST resolver with request validation and the error mapping installed."""
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(errors.IdvError)
+    def _idv_error(exc: errors.IdvError) -> Response:
+        if exc.status >= 500:
+            logger.warning("request failed", extra={"code": exc.code, "status": exc.status})
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response:
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in exc.errors()})
+        kinds = sorted({str(e.get("type")) for e in exc.errors()})
+        if "json_invalid" in kinds:
+            return problem_response(errors.InvalidRequest("the request body is not valid JSON"))
+        return problem_response(errors.InvalidRequest(f"invalid or missing fields: {', '.join(fields)}"))
+
+    @app.not_found
+    def _not_found(_exc: NotFoundError) -> Response:
+        return problem_response(errors.NotFound("no such route"))
+
+    @app.exception_handler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        logger.exception("unexpected error", extra={"error": type(exc).__name__})
+        return problem_response(errors.IdvError("an unexpected error occurred; it has been logged"))
+
+    return app
+
+
+def header(app: APIGatewayRestResolver, name: str) -> str | None:
+    """A request header, case-insensitively."""
+    headers = app.current_event.headers or {}
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def fingerprint(payload: Any, key: str) -> str:
+    """HMAC of the canonical request body: compares bodies without storing a hash of raw personal data."""
+    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hmac.new(key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+@cache
+def _idempotent_runner() -> Callable[..., dict[str, Any]]:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
+
+    settings = get_settings()
+    if not settings.idempotency_table:
+        raise errors.ConfigurationError("environment variable IDEMPOTENCY_TABLE is not set")
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=aws.client("dynamodb"))
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="fingerprint",
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    )
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+    def run(request: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return work()
+
+    return run
+
+
+def run_idempotent(
+    *, scope: str, key: str | None, payload: Any, hmac_key: str, work: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """`work()` once per (scope, key); replays return the stored answer.
+
+    `work` returns {"status": int, "body": ...}. Errors that cannot have been charged are raised (and
+    the key stays free to retry); answers after which a charge is possible are stored and replayed.
+    """
+    if key is None:
+        return work()
+    if not 1 <= len(key) <= 255:
+        raise errors.InvalidRequest("the Idempotency-Key header must be 1–255 characters")
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    request = {"key": f"{scope}:{key}", "fingerprint": fingerprint(payload, hmac_key)}
+    deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+    while True:
+        try:
+            return _idempotent_runner()(request=request, work=work)
+        except IdempotencyValidationError:
+            raise errors.IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request body"
+            ) from None
+        except IdempotencyAlreadyInProgressError:
+            if time.monotonic() >= deadline:
+                raise errors.IdempotencyInProgress(
+                    "a request with this Idempotency-Key is still running; retry shortly"
+                ) from None
+            time.sleep(0.1)
+
+
+def settle(work: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """Wrap a check so ambiguous-charge provider failures become stored answers instead of exceptions."""
+
+    def run() -> dict[str, Any]:
+        try:
+            return work()
+        except errors.ProviderError as exc:
+            if exc.charged is False:
+                raise
+            return {"status": exc.status, "body": exc.to_problem(), "problem": True}
+
+    return run
+
+
+def answer(result: dict[str, Any]) -> Response:
+    """The HTTP response for a (possibly replayed) stored answer."""
+    if result.get("problem"):
+        return Response(
+            status_code=result["status"], content_type=PROBLEM_JSON, body=json.dumps(result["body"], ensure_ascii=False)
+        )
+    return json_response(result["status"], result["body"])
