@@ -187,3 +187,57 @@ def answer(result: dict[str, Any]) -> Response:
             status_code=result["status"], content_type=PROBLEM_JSON, body=json.dumps(result["body"], ensure_ascii=False)
         )
     return json_response(result["status"], result["body"])
+
+
+def responses(model: Any, description: str = "The verification record") -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of a route: its 200 model plus every problem status."""
+    return {200: {"description": description, "content": {"application/json": {"model": model}}}, **PROBLEM_RESPONSES}
+
+
+def base_url(app: APIGatewayRestResolver) -> str:
+    """Public base of this API (PUBLIC_BASE_URL, else the API Gateway domain and stage)."""
+    configured = get_settings().public_base_url
+    if configured:
+        return configured
+    context = app.current_event.request_context
+    return f"https://{context.domain_name}/{context.stage}"
+
+
+def run_check_route(app: APIGatewayRestResolver, check: str) -> Response:
+    """A synchronous check route: validate, run once per Idempotency-Key, answer the record."""
+    from idv import checks
+
+    payload = app.current_event.json_body
+
+    def work() -> dict[str, Any]:
+        request = checks.parse_check_request(check, payload)
+        return {"status": 200, "body": checks.run_check(request)}
+
+    return answer(idempotent_route(app, check, payload, settle(work)))
+
+
+def idempotent_route(
+    app: APIGatewayRestResolver, scope: str, payload: Any, work: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """`work()` under the request's Idempotency-Key header, when it has one."""
+    from idv.provider_secret import get_provider_secrets
+
+    key = header(app, "Idempotency-Key")
+    if key is None:
+        return work()
+    hmac_key = get_provider_secrets(get_settings().provider_secret_id).pii_hmac_key
+    return run_idempotent(scope=scope, key=key, payload=payload, hmac_key=hmac_key, work=work)
+
+
+def http_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point of an HTTP function: correlation id, tracing, then the resolver."""
+    from aws_lambda_powertools.logging import correlation_paths
+
+    from idv.observability import logger, tracer
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+    @tracer.capture_lambda_handler
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return app.resolve(event, context)
+
+    return lambda_handler

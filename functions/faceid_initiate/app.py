@@ -1,0 +1,26 @@
+"""POST /v1/faceid/sessions: start a Juhe H5 liveness session and return its verify_url."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from idv import api, faceid
+from idv.schemas import FaceIdSession, FaceIdSessionRequest
+
+app = api.new_resolver()
+
+
+@app.post(
+    "/v1/faceid/sessions",
+    summary="Start an H5 liveness session (Juhe FaceID)",
+    responses=api.responses(FaceIdSession, "The pending session"),
+)
+def create_session(body: FaceIdSessionRequest) -> Response:
+    payload = app.current_event.json_body
+    base = api.base_url(app)
+
+    def work() -> dict:
+        return {"status": 201, "body": faceid.start_session(payload, base)}
+
+    return api.answer(api.idempotent_route(app, "faceid", payload, api.settle(work)))
+
+
+lambda_handler = api.http_handler(app)

@@ -1,0 +1,26 @@
+"""SQS (S3 ObjectCreated on uploads/) → run the check for each uploaded selfie; partial batch failures.
+
+Records of a batch run one after another, so provider concurrency is bounded by the event source's
+MaximumConcurrency. A record whose check should be retried (rate limit, outage) is reported as a
+batch item failure: SQS redelivers it, and after five receives it moves to the DLQ.
+"""
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from idv import uploads
+from idv.observability import logger, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def handle_record(record: SQSRecord) -> None:
+    for bucket, key in uploads.s3_records(record.body):
+        outcome = uploads.process_object(bucket, key)
+        logger.info("upload processed", extra={"message_id": record.message_id, "outcome": outcome})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
