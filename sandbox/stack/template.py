@@ -1,0 +1,193 @@
+"""Reading template.yaml: CloudFormation tags, intrinsic functions, routes and function environments.
+
+The local stack and the tests build everything from the template itself, so they cannot drift from
+what is deployed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+_TAGS = ("Ref", "Condition")
+_FN_TAGS = ("Sub", "GetAtt", "If", "Join", "Select", "Split", "Equals", "Not", "And", "Or", "FindInMap",
+            "Base64", "GetAZs", "ImportValue", "Cidr")
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _make(tag: str):
+    key = tag if tag in _TAGS else f"Fn::{tag}"
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {key: value}
+
+    return construct
+
+
+for _tag in _TAGS + _FN_TAGS:
+    _Loader.add_constructor(f"!{_tag}", _make(_tag))
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+
+
+@dataclass
+class Context:
+    """What intrinsic functions resolve against: parameters, pseudo parameters, physical resources."""
+
+    template: dict[str, Any]
+    parameters: dict[str, str] = field(default_factory=dict)
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    stack_name: str = "idv-local"
+    physical: dict[str, str] = field(default_factory=dict)  # logical id -> Ref value
+    arns: dict[str, str] = field(default_factory=dict)  # logical id -> Arn
+
+    def pseudo(self) -> dict[str, str]:
+        return {
+            "AWS::Region": self.region,
+            "AWS::AccountId": self.account,
+            "AWS::StackName": self.stack_name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": "",
+        }
+
+    def parameter(self, name: str) -> Any:
+        spec = self.template.get("Parameters", {}).get(name, {})
+        value = self.parameters.get(name, spec.get("Default"))
+        if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+            return [v.strip() for v in value.split(",")]
+        return value
+
+    def ref(self, name: str) -> Any:
+        pseudo = self.pseudo()
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.template.get("Parameters", {}):
+            return self.parameter(name)
+        if name in self.physical:
+            return self.physical[name]
+        raise KeyError(f"unresolved Ref {name}")
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                if attribute == "Arn":
+                    return self.arns[logical]
+                return self.physical[logical]
+            if key == "Fn::Sub":
+                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+                return re.sub(r"\$\{([^}!]+)\}", lambda m: str(self._sub(m.group(1), variables)), text)
+            if key == "Fn::If":
+                name, yes, no = arg
+                return self.resolve(yes if self.condition(name) else no)
+            if key == "Fn::Equals":
+                left, right = self.resolve(arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Fn::And":
+                return all(self.resolve(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self.resolve(a) for a in arg)
+            if key == "Condition":
+                return self.condition(arg)
+            if key == "Fn::Join":
+                sep, items = arg
+                return sep.join(str(i) for i in self.resolve(items))
+            if key == "Fn::Split":
+                sep, text = arg
+                return str(self.resolve(text)).split(sep)
+            if key == "Fn::Select":
+                index, items = arg
+                return self.resolve(items)[int(self.resolve(index))]
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def _sub(self, name: str, variables: dict[str, Any]) -> Any:
+        if name in variables:
+            return variables[name]
+        if "." in name:
+            logical, attribute = name.split(".", 1)
+            return self.resolve({"Fn::GetAtt": [logical, attribute]})
+        return self.ref(name)
+
+
+@dataclass(frozen=True)
+class Route:
+    function: str  # logical id
+    code_dir: str  # functions/<dir>
+    method: str
+    path: str  # /v1/verifications/{verification_id}
+    api_key_required: bool
+
+
+def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v.get("Type") == "AWS::Serverless::Function"}
+
+
+def routes(template: dict[str, Any]) -> list[Route]:
+    """Every API event of every function, with whether the API key is required."""
+    api_auth = {}
+    for logical, resource in template["Resources"].items():
+        if resource.get("Type") == "AWS::Serverless::Api":
+            api_auth[logical] = resource.get("Properties", {}).get("Auth", {}).get("ApiKeyRequired", False)
+    found = []
+    for logical, resource in functions(template).items():
+        props = resource.get("Properties", {})
+        for event in props.get("Events", {}).values():
+            if event.get("Type") != "Api":
+                continue
+            ep = event["Properties"]
+            rest_api = ep.get("RestApiId", {}).get("Ref") if isinstance(ep.get("RestApiId"), dict) else None
+            required = ep.get("Auth", {}).get("ApiKeyRequired", api_auth.get(rest_api, False))
+            found.append(Route(logical, props["CodeUri"].rstrip("/"), ep["Method"].upper(), ep["Path"], bool(required)))
+    return found
+
+
+def event_sources(template: dict[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(function logical id, event properties) of every event of the given type (SQS, Schedule, ...)."""
+    found = []
+    for logical, resource in functions(template).items():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") == kind:
+                found.append((logical, event.get("Properties", {})))
+    return found
+
+
+def function_environment(template: dict[str, Any], logical: str, ctx: Context) -> dict[str, str]:
+    """Globals + the function's own environment variables, resolved."""
+    variables = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    own = functions(template)[logical].get("Properties", {}).get("Environment", {}).get("Variables", {})
+    variables.update(own)
+    return {k: str(ctx.resolve(v)) for k, v in variables.items()}
