@@ -70,16 +70,18 @@ def post_json(
     data: Mapping[str, Any] | None = None,
     files: Mapping[str, Any] | None = None,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
-    classify: Callable[[dict[str, Any]], errors.ProviderError | None] | None = None,
+    classify: Callable[[dict[str, Any]], errors.IdvError | None] | None = None,
     retry: RetryPolicy = RetryPolicy(),
 ) -> dict[str, Any]:
     """POST a form and return the provider's JSON object.
 
     `classify` looks at a parsed body and returns the error it means (or None for a usable body);
-    errors with `auto_retry` are retried under `retry`, then raised. The URL is logged nowhere here,
+    errors with `auto_retry` are retried under `retry`, then raised. It may return any `IdvError`
+    (e.g. `InvalidIdNumber` for a provider-side format rejection); only `ProviderError`s carry
+    `auto_retry`. The URL is logged nowhere here,
     and no exception message carries request data.
     """
-    last: errors.ProviderError | None = None
+    last: errors.IdvError | None = None
     for attempt in range(retry.attempts):
         if attempt:
             retry.sleep(retry.delay(attempt - 1))
@@ -112,7 +114,7 @@ def post_json(
         problem = classify(body) if classify else None
         if problem is None:
             return body
-        if not problem.auto_retry:
+        if not getattr(problem, "auto_retry", False):
             raise problem
         last = problem
     assert last is not None

@@ -62,17 +62,25 @@ class CheckResult:
         return data
 
 
-def normalize_score(raw: Any) -> float | None:
-    """A provider score as 0-100. Four-factor scores come on a 0-1000 scale (e.g. 982.7): divided by 10."""
-    if raw is None or raw == "":
+def normalize_score(raw: Any, scale: float | None = None) -> float | None:
+    """A provider score as 0-100. Four-factor scores come on a 0-1000 scale (e.g. 982.7): divided by 10.
+
+    With `scale` (the top of the provider's range, e.g. 1000 for four-factor, 100 elsewhere) the
+    score is converted from that scale; without it a value above 100 is taken to be on 0-1000,
+    which misreads a genuine 0-1000 score below 100 (a clear mismatch), so callers that know the
+    scale pass it.
+    """
+    if raw is None or raw == "" or isinstance(raw, bool):
         return None
     try:
         value = float(raw)
     except (TypeError, ValueError):
         return None
-    if value != value:  # NaN
+    if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
         return None
-    if value > 100:
+    if scale is not None:
+        value = value * 100.0 / scale
+    elif value > 100:
         value /= 10
     return round(min(max(value, 0.0), 100.0), 2)
 
