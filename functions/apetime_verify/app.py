@@ -1,6 +1,5 @@
 """POST /v1/portrait: Apetime portrait verification (identity + face vs the ID photo)."""
 
-from aws_lambda_powertools.event_handler import Response
 
 from idv import api
 from idv.schemas import PortraitRequest, Verification
@@ -9,7 +8,7 @@ app = api.new_resolver()
 
 
 @app.post("/v1/portrait", summary="Identity and face vs the ID photo (Apetime)", responses=api.responses(Verification))
-def portrait(body: PortraitRequest) -> Response:
+def portrait(body: PortraitRequest):
     return api.run_check_route(app, "portrait")
 
 

@@ -1,6 +1,5 @@
 """POST /v1/compare: Juhe face vs ID photo comparison (plain or AES, by JUHE_COMPARE_MODE)."""
 
-from aws_lambda_powertools.event_handler import Response
 
 from idv import api
 from idv.schemas import CompareRequest, Verification
@@ -9,7 +8,7 @@ app = api.new_resolver()
 
 
 @app.post("/v1/compare", summary="Compare a selfie with the ID photo (Juhe)", responses=api.responses(Verification))
-def compare(body: CompareRequest) -> Response:
+def compare(body: CompareRequest):
     return api.run_check_route(app, "compare")
 
 

@@ -18,7 +18,7 @@ PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>Veri
 
 
 @app.get("/v1/faceid/callback/<verification_id>", summary="Browser return from the H5 liveness page")
-def browser_return(verification_id: str) -> Response:
+def browser_return(verification_id: str):
     params = app.current_event.query_string_parameters or {}
     outcome = faceid.handle_callback(verification_id, params.get("response"), params.get("sign"))
     status = outcome.record["status"]
@@ -30,7 +30,7 @@ def browser_return(verification_id: str) -> Response:
 
 
 @app.post("/v1/faceid/callback/<verification_id>", summary="Provider notify after liveness")
-def provider_notify(verification_id: str) -> Response:
+def provider_notify(verification_id: str):
     form = parse_qs(app.current_event.decoded_body or "", keep_blank_values=True)
     outcome = faceid.handle_callback(verification_id, _first(form, "response"), _first(form, "sign"))
     return api.json_response(200, {"verification_id": verification_id, "status": outcome.record["status"]})

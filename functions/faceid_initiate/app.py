@@ -1,6 +1,5 @@
 """POST /v1/faceid/sessions: start a Juhe H5 liveness session and return its verify_url."""
 
-from aws_lambda_powertools.event_handler import Response
 
 from idv import api, faceid
 from idv.schemas import FaceIdSession, FaceIdSessionRequest
@@ -13,7 +12,7 @@ app = api.new_resolver()
     summary="Start an H5 liveness session (Juhe FaceID)",
     responses=api.responses(FaceIdSession, "The pending session"),
 )
-def create_session(body: FaceIdSessionRequest) -> Response:
+def create_session(body: FaceIdSessionRequest):
     payload = app.current_event.json_body
     base = api.base_url(app)
 

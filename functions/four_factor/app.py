@@ -1,6 +1,5 @@
 """POST /v1/four-factor: Juhe four-factor check (name, ID number, mobile, face)."""
 
-from aws_lambda_powertools.event_handler import Response
 
 from idv import api
 from idv.schemas import FourFactorRequest, Verification
@@ -9,7 +8,7 @@ app = api.new_resolver()
 
 
 @app.post("/v1/four-factor", summary="Name, ID, mobile and face (Juhe)", responses=api.responses(Verification))
-def four_factor(body: FourFactorRequest) -> Response:
+def four_factor(body: FourFactorRequest):
     return api.run_check_route(app, "four_factor")
 
 

@@ -14,7 +14,7 @@ def _repository() -> records.Repository:
 
 
 @app.get("/v1/verifications/<verification_id>", summary="Read a verification", responses=api.responses(Verification))
-def get_verification(verification_id: str) -> Response:
+def get_verification(verification_id: str):
     item = _repository().get(verification_id) if clock.is_verification_id(verification_id) else None
     if item is None:
         raise errors.NotFound("no such verification")
@@ -22,7 +22,7 @@ def get_verification(verification_id: str) -> Response:
 
 
 @app.delete("/v1/verifications/<verification_id>", summary="Erase a verification (right to deletion)")
-def delete_verification(verification_id: str) -> Response:
+def delete_verification(verification_id: str):
     item = _repository().delete(verification_id) if clock.is_verification_id(verification_id) else None
     if item is None:
         raise errors.NotFound("no such verification")
@@ -31,7 +31,7 @@ def delete_verification(verification_id: str) -> Response:
 
 
 @app.post("/v1/uploads", summary="Start a check on a selfie uploaded to S3", responses=api.responses(UploadTicket))
-def create_upload(body: UploadRequest) -> Response:
+def create_upload(body: UploadRequest):
     payload = app.current_event.json_body
 
     def work() -> dict:

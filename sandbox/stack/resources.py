@@ -16,8 +16,14 @@ from typing import Any
 from sandbox.stack.template import Context
 
 HANDLED = (
-    "AWS::KMS::Key", "AWS::KMS::Alias", "AWS::DynamoDB::Table", "AWS::SecretsManager::Secret",
-    "AWS::Events::EventBus", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::S3::Bucket",
+    "AWS::KMS::Key",
+    "AWS::KMS::Alias",
+    "AWS::DynamoDB::Table",
+    "AWS::SecretsManager::Secret",
+    "AWS::Events::EventBus",
+    "AWS::SQS::Queue",
+    "AWS::SQS::QueuePolicy",
+    "AWS::S3::Bucket",
     "AWS::S3::BucketPolicy",
 )
 
@@ -161,8 +167,13 @@ def _queue(name: str, props: dict[str, Any], ctx: Context, clients: Any, _s: dic
     sqs = clients("sqs")
     queue_name = ctx.resolve(props.get("QueueName")) or f"{ctx.stack_name}-{name}"
     attributes = {}
-    for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds",
-                "SqsManagedSseEnabled"):
+    for key in (
+        "VisibilityTimeout",
+        "MessageRetentionPeriod",
+        "DelaySeconds",
+        "ReceiveMessageWaitTimeSeconds",
+        "SqsManagedSseEnabled",
+    ):
         if key in props:
             attributes[key] = str(ctx.resolve(props[key])).lower()
     if "RedrivePolicy" in props:
@@ -205,8 +216,11 @@ def _bucket(name: str, props: dict[str, Any], ctx: Context, clients: Any, _s: di
     if "LifecycleConfiguration" in props:
         rules = []
         for rule in ctx.resolve(props["LifecycleConfiguration"])["Rules"]:
-            converted: dict[str, Any] = {"ID": rule.get("Id", "rule"), "Status": rule["Status"],
-                                         "Filter": {"Prefix": rule.get("Prefix", "")}}
+            converted: dict[str, Any] = {
+                "ID": rule.get("Id", "rule"),
+                "Status": rule["Status"],
+                "Filter": {"Prefix": rule.get("Prefix", "")},
+            }
             if "ExpirationInDays" in rule:
                 converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
             if "AbortIncompleteMultipartUpload" in rule:

@@ -17,8 +17,23 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
 _TAGS = ("Ref", "Condition")
-_FN_TAGS = ("Sub", "GetAtt", "If", "Join", "Select", "Split", "Equals", "Not", "And", "Or", "FindInMap",
-            "Base64", "GetAZs", "ImportValue", "Cidr")
+_FN_TAGS = (
+    "Sub",
+    "GetAtt",
+    "If",
+    "Join",
+    "Select",
+    "Split",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "Base64",
+    "GetAZs",
+    "ImportValue",
+    "Cidr",
+)
 
 
 class _Loader(yaml.SafeLoader):
@@ -98,7 +113,7 @@ class Context:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, arg), = value.items()
+            ((key, arg),) = value.items()
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cache
 from typing import Any
 
+from idv import aws
 from idv.errors import ConfigurationError
 
 CACHE_SECONDS = 300
@@ -45,15 +47,22 @@ def _names() -> str:
     return ", ".join(f.name for f in fields(ProviderSecrets))
 
 
+@cache
+def secrets_provider() -> Any:
+    """One Powertools SecretsProvider per container, on the shared lazily created client."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
+
+
 def get_provider_secrets(secret_id: str, *, force_fetch: bool = False) -> ProviderSecrets:
     """The secret's fields, cached for CACHE_SECONDS per container (Powertools SecretsProvider)."""
-    from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 
     if not secret_id:
         raise ConfigurationError("environment variable PROVIDER_SECRET_ID is not set")
     try:
-        value = parameters.get_secret(secret_id, transform="json", max_age=CACHE_SECONDS, force_fetch=force_fetch)
+        value = secrets_provider().get(secret_id, transform="json", max_age=CACHE_SECONDS, force_fetch=force_fetch)
     except TransformParameterError:
         raise ConfigurationError(f"secret {secret_id} is not valid JSON; expected the fields {_names()}") from None
     except GetParameterError as exc:

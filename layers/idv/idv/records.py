@@ -9,7 +9,6 @@ pending to a terminal state exactly once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -100,9 +99,20 @@ def public_view(item: dict[str, Any]) -> dict[str, Any]:
 def _to_dynamo(value: dict[str, Any]) -> dict[str, Any]:
     from boto3.dynamodb.types import TypeSerializer
 
-    plain = json.loads(json.dumps(value), parse_float=Decimal)
+    plain = _decimals(value)
     serializer = TypeSerializer()
     return {k: serializer.serialize(v) for k, v in plain.items() if v is not None or k in PUBLIC_FIELDS}
+
+
+def _decimals(value: Any) -> Any:
+    """Floats as Decimal (DynamoDB numbers); bytes stay binary."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_decimals(v) for v in value]
+    return value
 
 
 def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:

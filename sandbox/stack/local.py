@@ -1,0 +1,251 @@
+"""The whole embedded default in one object: moto server + template resources + provider sandbox +
+local API + the upload queue poller + the reconciler schedule, with the same environment as in AWS.
+
+    with LocalStack().start() as stack:
+        requests.post(f"{stack.api_url}/v1/compare", headers={"x-api-key": stack.api_key}, json=...)
+
+Differences from AWS, all deliberate: the emulator speaks plain HTTP (the bucket's TLS-only policy
+statement is not applied), a failed queue message becomes visible again after
+`retry_visibility_seconds` instead of the queue's visibility timeout, and the reconciler runs every
+`schedule_seconds` (None: only when `run_reconciler()` is called).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.stack import template as tpl
+from sandbox.stack.local_api import LocalApi
+from sandbox.stack.resources import provision
+from sandbox.stack.runtime import Function
+
+REGION = "us-east-1"
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+@dataclass
+class StackOptions:
+    api_port: int = 0
+    provider_url: str | None = None  # None: start the provider sandbox in-process
+    compare_mode: str = "plain"
+    api_key: str | None = None
+    allowed_redirect_hosts: str = "127.0.0.1,localhost"
+    schedule_seconds: float | None = None
+    retry_visibility_seconds: int = 1
+    worker_concurrency: int = 2
+    function_concurrency: int = 8
+    stack_name: str = "idv-local"
+
+
+def sandbox_secret(config: Any) -> dict[str, str]:
+    """The provider secret for the sandbox's documented credentials (pii_hmac_key is generated)."""
+    return {
+        "juhe_verifyface_key": config.juhe_verifyface_key,
+        "juhe_four_factor_key": config.juhe_four_factor_key,
+        "juhe_faceid_key": config.juhe_faceid_key,
+        "juhe_openid": config.juhe_openid,
+        "apetime_app_key": config.apetime_app_key,
+        "apetime_app_secret": config.apetime_app_secret,
+    }
+
+
+def reset_layer_caches() -> None:
+    """Forget per-container caches of the layer (settings, clients, secret) after the env changed."""
+    from idv import api, aws, checks, config, provider_secret
+
+    config.get_settings.cache_clear()
+    aws.reset()
+    provider_secret.secrets_provider.cache_clear()
+    checks.juhe_client.cache_clear()
+    checks.apetime_client.cache_clear()
+    api._idempotent_runner.cache_clear()
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.api_key = self.options.api_key or secrets.token_urlsafe(24)
+        self.template = tpl.load_template()
+        self.moto: Any = None
+        self.sandbox: Any = None
+        self.api: LocalApi | None = None
+        self.functions: dict[str, Function] = {}
+        self.context: tpl.Context | None = None
+        self.env: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._saved_env: dict[str, str | None] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LocalStack:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.aws_url = f"http://{host}:{port}"
+        self._set_env(
+            {**FAKE_CREDENTIALS, "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ENDPOINT_URL": self.aws_url}
+        )
+
+        from sandbox.providers import ProviderSandbox, SandboxConfig
+
+        provider_config = SandboxConfig()
+        self.provider_config = provider_config
+        if self.options.provider_url is None:
+            self.sandbox = ProviderSandbox(config=provider_config).start()
+            provider_url = self.sandbox.url
+        else:
+            provider_url = self.options.provider_url.rstrip("/")
+
+        self.context = tpl.Context(self.template, stack_name=self.options.stack_name, region=REGION)
+        provision(self.context, self.client, sandbox_secret(provider_config))
+
+        routes = tpl.routes(self.template)
+        for logical, resource in tpl.functions(self.template).items():
+            props = resource["Properties"]
+            self.functions[logical] = Function(
+                logical, props["CodeUri"].rstrip("/"), max_concurrency=self.options.function_concurrency
+            )
+        self.api = LocalApi(routes, self.functions, self.api_key, port=self.options.api_port)
+
+        self.context.parameters.update(
+            JuheBaseUrl=provider_url,
+            ApetimeBaseUrl=provider_url,
+            JuheCompareMode=self.options.compare_mode,
+            PublicBaseUrl=self.api.url,
+            AllowedRedirectHosts=self.options.allowed_redirect_hosts,
+        )
+        env = tpl.function_environment(self.template, next(iter(self.functions)), self.context)
+        env.update(
+            POWERTOOLS_TRACE_DISABLED="true",
+            POWERTOOLS_METRICS_NAMESPACE=env.get("POWERTOOLS_METRICS_NAMESPACE", "IdvGateway"),
+            AWS_LAMBDA_FUNCTION_NAME="idv-local",
+        )
+        self.env = env
+        self._set_env(env)
+        reset_layer_caches()
+        self.api.start()
+        self._start_thread(self._poll_uploads, "upload-poller", self.options.worker_concurrency)
+        if self.options.schedule_seconds:
+            self._start_thread(self._schedule, "reconciler", 1)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.api:
+            self.api.stop()
+        if self.sandbox:
+            self.sandbox.stop()
+        if self.moto:
+            self.moto.stop()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_layer_caches()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None
+        return self.api.url
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.session.Session().client(service, endpoint_url=self.aws_url, region_name=REGION)
+
+    def resource_name(self, logical: str) -> str:
+        assert self.context is not None
+        return self.context.physical[logical]
+
+    def run_reconciler(self) -> Any:
+        fn = next(f for name, f in self.functions.items() if f.code_dir.endswith("reconciler"))
+        return fn.invoke({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _start_thread(self, target: Any, name: str, count: int) -> None:
+        for i in range(max(1, count)):
+            thread = threading.Thread(target=target, name=f"{name}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _schedule(self) -> None:
+        while not self._stop.wait(self.options.schedule_seconds or 60):
+            try:
+                self.run_reconciler()
+            except Exception:  # keep the schedule alive, as EventBridge would
+                logging.getLogger(__name__).exception("reconciler run failed")
+
+    def _poll_uploads(self) -> None:
+        """Drive upload_worker from the queue like Lambda's SQS event source (partial batch failures)."""
+        sqs = self.client("sqs")
+        queue_url = self.resource_name("UploadQueue")
+        arn = self.context.arns["UploadQueue"] if self.context else ""
+        worker = next(f for f in self.functions.values() if f.code_dir.endswith("upload_worker"))
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+                ).get("Messages", [])
+            except Exception:
+                if self._stop.wait(0.5):
+                    return
+                continue
+            if not messages:
+                continue
+            event = {"Records": [_sqs_record(m, arn) for m in messages]}
+            try:
+                answer = worker.invoke(event) or {}
+                failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+            except Exception:
+                logging.getLogger(__name__).exception("upload worker invocation failed")
+                failed = {m["MessageId"] for m in messages}
+            for message in messages:
+                if message["MessageId"] in failed:
+                    sqs.change_message_visibility(
+                        QueueUrl=queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=self.options.retry_visibility_seconds,
+                    )
+                else:
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": REGION,
+    }
+
+
+def describe(stack: LocalStack) -> str:
+    return json.dumps({"api_url": stack.api_url, "api_key": stack.api_key}, indent=2)
