@@ -3,6 +3,12 @@ PY ?= python3.13
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# aws-sam-cli lives in its own venv: its pinned dependencies conflict with the dev tools'.
+SAM_VERSION := 1.170.0
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_VERSION)
+export SAM_CLI_TELEMETRY ?= 0
 
 .PHONY: venv test unit lint demo dev bench build validate clean browser
 
@@ -30,3 +36,20 @@ unit: venv
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache
+
+$(SAM_STAMP):
+	test -x $(SAM_VENV)/bin/python || $(PY) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
+	touch $(SAM_STAMP)
+
+# cfn-lint always; `sam validate --lint` too once the SAM venv exists (`make build` creates it).
+validate: venv
+	$(BIN)/cfn-lint template.yaml
+	@if [ -x $(SAM) ]; then \
+	  echo "$(SAM) validate --lint"; \
+	  AWS_REGION=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}} $(SAM) validate --lint; \
+	else echo "($(SAM) not installed: skipped sam validate; run make build first)"; fi
+
+# Builds the layer and the eight functions for arm64 into .aws-sam/ (cached/parallel: samconfig.toml).
+build: $(SAM_STAMP)
+	AWS_REGION=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}} $(SAM) build

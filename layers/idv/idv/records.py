@@ -199,7 +199,9 @@ class Repository:
                 TableName=self.table,
                 Key={"verification_id": {"S": verification_id}},
                 UpdateExpression="SET claimed_until = :until",
-                ConditionExpression="#status = :pending AND (attribute_not_exists(claimed_until) OR claimed_until < :now)",
+                ConditionExpression=(
+                    "#status = :pending AND (attribute_not_exists(claimed_until) OR claimed_until < :now)"
+                ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":until": {"N": str(int(now + lease_seconds))},
