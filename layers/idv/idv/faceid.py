@@ -19,6 +19,9 @@ from idv.observability import count_decision, count_provider_call, logger
 from idv.provider_secret import get_provider_secrets
 
 SESSION_SECONDS = 30 * 60
+# Plain http is accepted only for loopback hosts (local development, as OAuth allows: RFC 8252 §7.3),
+# and only when such a host is on ALLOWED_REDIRECT_HOSTS.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class InvalidCallback(errors.InvalidInput):
@@ -35,7 +38,8 @@ def check_redirect_url(url: Any, allowed_hosts: tuple[str, ...]) -> str | None:
         raise errors.InvalidRequest("redirect_url must be a string")
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
-    if parts.scheme != "https" or not host or parts.username or parts.password:
+    secure = parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
+    if not secure or not host or parts.username or parts.password:
         raise errors.InvalidRequest("redirect_url must be an https URL without credentials")
     if not any(host == h or (h.startswith(".") and host.endswith(h)) for h in allowed_hosts):
         raise errors.InvalidRequest(
