@@ -10,7 +10,9 @@ SAM := $(SAM_VENV)/bin/sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_VERSION)
 export SAM_CLI_TELEMETRY ?= 0
 
-.PHONY: venv test unit lint demo dev bench build validate clean browser
+RUN := PYTHONPATH=layers/idv:. $(BIN)/python
+
+.PHONY: venv test unit lint demo dev bench build validate clean browser openapi
 
 venv: $(STAMP)
 
@@ -33,6 +35,21 @@ test: venv browser
 
 unit: venv
 	$(BIN)/python -m pytest tests/unit
+
+# Every flow against the embedded default (moto + provider sandbox + local API), offline.
+demo: venv
+	$(RUN) -m sandbox.demo
+
+# The same local stack kept serving until Ctrl-C, with the API URL, key and curl examples.
+dev: venv
+	$(RUN) -m sandbox.dev
+
+# Performance figures (not part of make test): writes bench/results.json and prints a table.
+bench: venv
+	$(RUN) -m bench.run
+
+openapi: venv
+	$(RUN) -m sandbox.stack.openapi > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache

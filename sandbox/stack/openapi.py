@@ -1,0 +1,51 @@
+"""The OpenAPI document of the public API, generated from the handlers' own routes and models.
+
+    python -m sandbox.stack.openapi > docs/openapi.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from sandbox.stack import template as tpl
+from sandbox.stack.runtime import load_app
+
+
+def openapi_document(server_url: str | None = None) -> dict[str, Any]:
+    """Merge the per-function OpenAPI documents of every API function into one."""
+    template = tpl.load_template()
+    document: dict[str, Any] | None = None
+    for code_dir in sorted({route.code_dir for route in tpl.routes(template)}):
+        app = load_app(code_dir).app
+        part = json.loads(
+            app.get_openapi_json_schema(
+                title="idv-gateway", version="1.0.0", description="Real-name identity verification gateway"
+            )
+        )
+        if document is None:
+            document = part
+            continue
+        document["paths"].update(part.get("paths", {}))
+        document.setdefault("components", {}).setdefault("schemas", {}).update(
+            part.get("components", {}).get("schemas", {})
+        )
+    assert document is not None
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    from idv.schemas import Problem
+
+    schemas["Problem"] = Problem.model_json_schema()
+    document["components"]["securitySchemes"] = {"ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}
+    document["security"] = [{"ApiKey": []}]
+    for path, operations in document["paths"].items():
+        if path.startswith("/v1/faceid/callback"):
+            for operation in operations.values():
+                operation["security"] = []
+    document["servers"] = [{"url": server_url}] if server_url else []
+    return document
+
+
+if __name__ == "__main__":
+    json.dump(openapi_document(), sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
