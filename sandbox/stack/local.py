@@ -41,6 +41,7 @@ class StackOptions:
     worker_concurrency: int = 2
     function_concurrency: int = 8
     stack_name: str = "idv-local"
+    log_level: str | None = None  # overrides POWERTOOLS_LOG_LEVEL (the demo keeps its table readable)
 
 
 def sandbox_secret(config: Any) -> dict[str, str]:
@@ -129,6 +130,8 @@ class LocalStack:
             POWERTOOLS_METRICS_NAMESPACE=env.get("POWERTOOLS_METRICS_NAMESPACE", "IdvGateway"),
             AWS_LAMBDA_FUNCTION_NAME="idv-local",
         )
+        if self.options.log_level:
+            env["POWERTOOLS_LOG_LEVEL"] = self.options.log_level
         self.env = env
         self._set_env(env)
         reset_layer_caches()

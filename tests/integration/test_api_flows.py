@@ -1,0 +1,229 @@
+"""Every handler over real HTTP through the local stack: moto resources built from template.yaml,
+the provider sandbox as the provider, the local API routing like the template."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.stack import Api, body
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack():
+    from sandbox.stack.local import LocalStack, StackOptions
+
+    with LocalStack(StackOptions(log_level="INFO")).start() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    return Api(stack)
+
+
+@pytest.fixture(scope="module")
+def people():
+    from sandbox.providers import people
+
+    return people
+
+
+def charged_calls(stack) -> int:
+    ledger = stack.sandbox.ledger()
+    return sum(sum(apis.values()) for apis in ledger.values())
+
+
+def test_compare_pass_is_charged_once_and_masked(api, stack, people):
+    person = people.person("match")
+    before = charged_calls(stack)
+    answer = api.post("/v1/compare", body(person, people.selfie_jpeg(person)))
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert record["decision"] == "pass" and record["identity"] == "match"
+    assert record["face"]["result"] == "match" and record["face"]["score"] >= 60
+    assert record["charged"] is True
+    assert charged_calls(stack) == before + 1
+    assert person.name not in answer.text and person.id_number not in answer.text
+    assert record["subject"]["id_number"].startswith(person.id_number[:3])
+    stored = api.get(f"/v1/verifications/{record['verification_id']}").json()
+    assert stored == record
+
+
+def test_compare_other_person_fails(api, people):
+    person = people.person("match")
+    record = api.post("/v1/compare", body(person, people.other_person_jpeg(3))).json()
+    assert record["decision"] == "fail"
+    assert "face_mismatch" in record["reasons"]
+
+
+def test_compare_aes_mode_passes(api, people, monkeypatch):
+    from idv.config import get_settings
+
+    monkeypatch.setenv("JUHE_COMPARE_MODE", "aes")
+    get_settings.cache_clear()
+    try:
+        person = people.person("match")
+        record = api.post("/v1/compare", body(person, people.selfie_jpeg(person))).json()
+        assert record["decision"] == "pass", record
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_four_factor_pass(api, people):
+    person = people.person("match")
+    record = api.post("/v1/four-factor", body(person, people.selfie_jpeg(person), mobile=person.mobile)).json()
+    assert record["check"] == "four_factor"
+    assert record["decision"] == "pass", record
+    assert record["mobile"]["result"] == "match"
+
+
+def test_portrait_pass(api, people):
+    person = people.person("match")
+    record = api.post("/v1/portrait", body(person, people.selfie_jpeg(person))).json()
+    assert record["provider"] == "apetime" and record["decision"] == "pass", record
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"id_number": "110105199003071230"}, 422, "invalid_id_number"),
+        ({"name": "Zhang San"}, 422, "invalid_name"),
+        ({"consent": {"granted": False, "text_version": "v1"}}, 422, "consent_required"),
+        ({"consent": None}, 422, "consent_required"),
+        ({"image": "not an image"}, 422, "image_unreadable"),
+        ({"image": None}, 400, "invalid_request"),
+        ({"threshold": 120}, 400, "invalid_request"),
+    ],
+)
+def test_bad_input_is_a_problem_and_costs_nothing(api, stack, people, change, status, code):
+    person = people.person("match")
+    request = body(person, people.selfie_jpeg(person))
+    request.update(change)
+    request = {k: v for k, v in request.items() if v is not None}
+    before = charged_calls(stack)
+    answer = api.post("/v1/compare", request)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    assert answer.json()["code"] == code
+    assert charged_calls(stack) == before
+
+
+def test_tiny_image_is_refused(api, people):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 100), "white").save(buffer, "JPEG")
+    person = people.person("match")
+    answer = api.post("/v1/compare", body(person, buffer.getvalue()))
+    assert answer.status_code == 422 and answer.json()["code"] == "image_too_small"
+
+
+def test_api_key_is_required(stack):
+    answer = requests.post(f"{stack.api_url}/v1/compare", json={}, timeout=10)
+    assert answer.status_code == 403
+
+
+def test_idempotent_replay_is_not_charged_twice(api, stack, people):
+    person = people.person("match")
+    request = body(person, people.selfie_jpeg(person))
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    before = charged_calls(stack)
+    first = api.post("/v1/compare", request, headers=key)
+    again = api.post("/v1/compare", request, headers=key)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert charged_calls(stack) == before + 1
+    other = dict(request, client_reference="another body")
+    reused = api.post("/v1/compare", other, headers=key)
+    assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused"
+
+
+def test_concurrent_identical_requests_charge_once(api, stack, people):
+    person = people.person("match")
+    request = body(person, people.selfie_jpeg(person))
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    before = charged_calls(stack)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: api.post("/v1/compare", request, headers=key), range(8)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.json()["verification_id"] for a in answers}) == 1
+    assert charged_calls(stack) == before + 1
+
+
+def test_delete_erases_the_record(api, people):
+    person = people.person("match")
+    record = api.post("/v1/compare", body(person, people.selfie_jpeg(person))).json()
+    path = f"/v1/verifications/{record['verification_id']}"
+    assert api.delete(path).status_code == 204
+    missing = api.get(path)
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+
+
+def test_upload_flow_completes_and_cleans_up(api, stack, people):
+    person = people.person("match")
+    ticket = api.post("/v1/uploads", body(person, check="compare"))
+    assert ticket.status_code == 201, ticket.text
+    data = ticket.json()
+    upload = data["upload"]
+    posted = requests.post(upload["url"], data=upload["fields"],
+                           files={"file": ("s.jpg", people.selfie_jpeg(person), "image/jpeg")}, timeout=30)
+    assert posted.status_code < 300, posted.text
+    record = api.wait_for(data["verification_id"])
+    assert record["status"] == "completed" and record["decision"] == "pass", record
+    item = stack.client("dynamodb").get_item(
+        TableName=stack.resource_name("VerificationsTable"),
+        Key={"verification_id": {"S": data["verification_id"]}},
+    )["Item"]
+    assert "pending_data" not in item
+    listed = stack.client("s3").list_objects_v2(Bucket=stack.resource_name("UploadBucket"), Prefix="uploads/")
+    assert data["verification_id"] not in json.dumps(listed.get("Contents", []), default=str)
+
+
+def test_faceid_flow_with_forgeries(api, stack, people):
+    person = people.person("match")
+    redirect = "http://127.0.0.1/done"
+    session = api.post("/v1/faceid/sessions", body(person, redirect_url=redirect))
+    assert session.status_code == 201, session.text
+    data = session.json()
+    callback = f"{stack.api_url}/v1/faceid/callback/{data['verification_id']}"
+    forged = requests.get(callback, params={"response": '{"result":{}}', "sign": "0" * 32}, timeout=10)
+    assert forged.status_code == 400 and forged.json()["code"] == "invalid_callback"
+    assert api.get(f"/v1/verifications/{data['verification_id']}").json()["status"] == "pending"
+    landing = people.complete_h5(requests.Session(), data["verify_url"], outcome="pass")
+    assert landing.startswith(redirect) and "verification_id=" in landing
+    record = api.get(f"/v1/verifications/{data['verification_id']}").json()
+    assert record["status"] == "completed" and record["decision"] == "pass", record
+
+
+def test_faceid_redirect_host_must_be_allowed(api, people):
+    person = people.person("match")
+    answer = api.post("/v1/faceid/sessions", body(person, redirect_url="https://evil.example.net/x"))
+    assert answer.status_code == 400 and "redirect_url" in answer.json()["detail"]
+
+
+def test_no_personal_data_in_stored_items(api, stack, people):
+    person = people.person("match")
+    api.post("/v1/compare", body(person, people.selfie_jpeg(person)))
+    items = stack.client("dynamodb").scan(TableName=stack.resource_name("VerificationsTable"))["Items"]
+    dumped = json.dumps(items, default=str, ensure_ascii=False)
+    assert person.id_number not in dumped and person.name not in dumped
+    idem = stack.client("dynamodb").scan(TableName=stack.resource_name("IdempotencyTable"))["Items"]
+    assert person.id_number not in json.dumps(idem, default=str, ensure_ascii=False)
+
+
+def test_environment_matches_template(stack):
+    for name in ("VERIFICATIONS_TABLE", "IDEMPOTENCY_TABLE", "PROVIDER_SECRET_ID", "UPLOAD_BUCKET",
+                 "EVENT_BUS_NAME", "DATA_KEY_ID", "JUHE_BASE_URL", "APETIME_BASE_URL"):
+        assert os.environ[name] == stack.env[name]
+
