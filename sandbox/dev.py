@@ -1,0 +1,40 @@
+"""`make dev`: the local stack kept serving, with the API URL, key, test identities and curl examples."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from sandbox.stack.local import LocalStack, StackOptions
+
+
+def main() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalStack(StackOptions(api_port=3000, schedule_seconds=60)).start() as stack:
+        from sandbox.providers import people
+
+        person = people.person("match")
+        print(f"API          {stack.api_url}")
+        print(f"API key      {stack.api_key}")
+        print(f"sandbox      {stack.sandbox.url if stack.sandbox else stack.options.provider_url}")
+        print(f"emulated AWS {stack.aws_url}\n")
+        print("test identities (sandbox, synthetic):")
+        for row in people.describe():
+            print(f"  {row}")
+        print("\ncurl examples:")
+        print(
+            f"  curl -s {stack.api_url}/v1/faceid/sessions -H 'x-api-key: {stack.api_key}' "
+            f"-H 'content-type: application/json' -d '{{\"name\": \"{person.name}\", \"id_number\": "
+            f"\"{person.id_number}\", \"consent\": {{\"granted\": true, \"text_version\": \"v1\"}}}}'"
+        )
+        print(f"  curl -s {stack.api_url}/v1/verifications/<verification_id> -H 'x-api-key: {stack.api_key}'")
+        print("  (compare/four-factor/portrait need a base64 image: python -m sandbox.providers.people selfie)")
+        print("\nCtrl-C stops everything.")
+        stop.wait()
+    print("stopped")
+
+
+if __name__ == "__main__":
+    main()
