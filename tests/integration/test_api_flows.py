@@ -11,22 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.stack import Api, body
+from tests.stack import body
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def stack():
-    from sandbox.stack.local import LocalStack, StackOptions
-
-    with LocalStack(StackOptions(log_level="INFO")).start() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def api(stack):
-    return Api(stack)
 
 
 @pytest.fixture(scope="module")
