@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from sandbox.stack import h5
+
 CONSENT = {"granted": True, "text_version": "demo-2026-01"}
 
 
@@ -78,9 +80,9 @@ def _json(response: requests.Response) -> dict[str, Any]:
 
 
 def run(demo: Demo) -> None:
-    from sandbox.providers import people
+    from sandbox.providers import identities as people
 
-    match = people.person("match")
+    match = people.identity("match")
     selfie = people.selfie_jpeg(match)
     ok = lambda r: r.status_code == 200  # noqa: E731
 
@@ -101,7 +103,7 @@ def run(demo: Demo) -> None:
     os.environ["JUHE_COMPARE_MODE"] = "plain"
     get_settings.cache_clear()
 
-    four = people.person("match")
+    four = people.identity("match")
     demo.call("four-factor", ok, lambda: demo.post(
         "/v1/four-factor", person_body(four, people.selfie_jpeg(four), mobile=four.mobile)))
     demo.call("portrait (Apetime)", ok, lambda: demo.post("/v1/portrait", person_body(match, selfie)))
@@ -113,7 +115,7 @@ def run(demo: Demo) -> None:
     data = _json(session)
     if "verify_url" in data:
         browser = requests.Session()
-        landing = people.complete_h5(browser, data["verify_url"], outcome="pass")
+        landing = h5.complete(browser, data["verify_url"], outcome="pass")
         demo.call("faceid result", lambda r: _json(r).get("status") == "completed",
                   lambda: demo.get(f"/v1/verifications/{data['verification_id']}"))
         if not landing.startswith(redirect):
@@ -157,10 +159,10 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def main() -> int:
     from sandbox.stack.local import LocalStack, StackOptions
 
-    with LocalStack(StackOptions(log_level="ERROR")).start() as stack:
+    with LocalStack(StackOptions(log_level="ERROR", print_metrics=False)).start() as stack:
         demo = Demo(stack)
         run(demo)
-        ledger = stack.sandbox.ledger() if stack.sandbox else {}
+        ledger = stack.sandbox.ledger()["charged"] if stack.sandbox else {}
     print_table(demo.rows)
     print(f"\nprovider ledger (charged calls): {ledger}")
     if demo.failures:

@@ -13,15 +13,15 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalStack(StackOptions(api_port=3000, schedule_seconds=60)).start() as stack:
-        from sandbox.providers import people
+        from sandbox.providers import identities as people
 
-        person = people.person("match")
+        person = people.identity("match")
         print(f"API          {stack.api_url}")
         print(f"API key      {stack.api_key}")
         print(f"sandbox      {stack.sandbox.url if stack.sandbox else stack.options.provider_url}")
         print(f"emulated AWS {stack.aws_url}\n")
         print("test identities (sandbox, synthetic):")
-        for row in people.describe():
+        for row in people.registry_summary():
             print(f"  {row}")
         print("\ncurl examples:")
         print(

@@ -42,6 +42,7 @@ class StackOptions:
     function_concurrency: int = 8
     stack_name: str = "idv-local"
     log_level: str | None = None  # overrides POWERTOOLS_LOG_LEVEL (the demo keeps its table readable)
+    print_metrics: bool = True  # False sets POWERTOOLS_METRICS_DISABLED (EMF lines on stdout)
 
 
 def sandbox_secret(config: Any) -> dict[str, str]:
@@ -132,6 +133,8 @@ class LocalStack:
         )
         if self.options.log_level:
             env["POWERTOOLS_LOG_LEVEL"] = self.options.log_level
+        if not self.options.print_metrics:
+            env["POWERTOOLS_METRICS_DISABLED"] = "true"
         self.env = env
         self._set_env(env)
         reset_layer_caches()

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from sandbox.stack import h5
 from tests.stack import body
 
 pytestmark = pytest.mark.slow
@@ -18,18 +19,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def people():
-    from sandbox.providers import people
+    from sandbox.providers import identities as people
 
     return people
 
 
 def charged_calls(stack) -> int:
-    ledger = stack.sandbox.ledger()
-    return sum(sum(apis.values()) for apis in ledger.values())
+    return stack.sandbox.charged()
 
 
 def test_compare_pass_is_charged_once_and_masked(api, stack, people):
-    person = people.person("match")
+    person = people.identity("match")
     before = charged_calls(stack)
     answer = api.post("/v1/compare", body(person, people.selfie_jpeg(person)))
     assert answer.status_code == 200, answer.text
@@ -45,7 +45,7 @@ def test_compare_pass_is_charged_once_and_masked(api, stack, people):
 
 
 def test_compare_other_person_fails(api, people):
-    person = people.person("match")
+    person = people.identity("match")
     record = api.post("/v1/compare", body(person, people.other_person_jpeg(3))).json()
     assert record["decision"] == "fail"
     assert "face_mismatch" in record["reasons"]
@@ -57,7 +57,7 @@ def test_compare_aes_mode_passes(api, people, monkeypatch):
     monkeypatch.setenv("JUHE_COMPARE_MODE", "aes")
     get_settings.cache_clear()
     try:
-        person = people.person("match")
+        person = people.identity("match")
         record = api.post("/v1/compare", body(person, people.selfie_jpeg(person))).json()
         assert record["decision"] == "pass", record
     finally:
@@ -66,7 +66,7 @@ def test_compare_aes_mode_passes(api, people, monkeypatch):
 
 
 def test_four_factor_pass(api, people):
-    person = people.person("match")
+    person = people.identity("match")
     record = api.post("/v1/four-factor", body(person, people.selfie_jpeg(person), mobile=person.mobile)).json()
     assert record["check"] == "four_factor"
     assert record["decision"] == "pass", record
@@ -74,7 +74,7 @@ def test_four_factor_pass(api, people):
 
 
 def test_portrait_pass(api, people):
-    person = people.person("match")
+    person = people.identity("match")
     record = api.post("/v1/portrait", body(person, people.selfie_jpeg(person))).json()
     assert record["provider"] == "apetime" and record["decision"] == "pass", record
 
@@ -92,7 +92,7 @@ def test_portrait_pass(api, people):
     ],
 )
 def test_bad_input_is_a_problem_and_costs_nothing(api, stack, people, change, status, code):
-    person = people.person("match")
+    person = people.identity("match")
     request = body(person, people.selfie_jpeg(person))
     request.update(change)
     request = {k: v for k, v in request.items() if v is not None}
@@ -111,7 +111,7 @@ def test_tiny_image_is_refused(api, people):
 
     buffer = io.BytesIO()
     Image.new("RGB", (100, 100), "white").save(buffer, "JPEG")
-    person = people.person("match")
+    person = people.identity("match")
     answer = api.post("/v1/compare", body(person, buffer.getvalue()))
     assert answer.status_code == 422 and answer.json()["code"] == "image_too_small"
 
@@ -122,7 +122,7 @@ def test_api_key_is_required(stack):
 
 
 def test_idempotent_replay_is_not_charged_twice(api, stack, people):
-    person = people.person("match")
+    person = people.identity("match")
     request = body(person, people.selfie_jpeg(person))
     key = {"Idempotency-Key": str(uuid.uuid4())}
     before = charged_calls(stack)
@@ -137,7 +137,7 @@ def test_idempotent_replay_is_not_charged_twice(api, stack, people):
 
 
 def test_concurrent_identical_requests_charge_once(api, stack, people):
-    person = people.person("match")
+    person = people.identity("match")
     request = body(person, people.selfie_jpeg(person))
     key = {"Idempotency-Key": str(uuid.uuid4())}
     before = charged_calls(stack)
@@ -149,7 +149,7 @@ def test_concurrent_identical_requests_charge_once(api, stack, people):
 
 
 def test_delete_erases_the_record(api, people):
-    person = people.person("match")
+    person = people.identity("match")
     record = api.post("/v1/compare", body(person, people.selfie_jpeg(person))).json()
     path = f"/v1/verifications/{record['verification_id']}"
     assert api.delete(path).status_code == 204
@@ -158,7 +158,7 @@ def test_delete_erases_the_record(api, people):
 
 
 def test_upload_flow_completes_and_cleans_up(api, stack, people):
-    person = people.person("match")
+    person = people.identity("match")
     ticket = api.post("/v1/uploads", body(person, check="compare"))
     assert ticket.status_code == 201, ticket.text
     data = ticket.json()
@@ -178,7 +178,7 @@ def test_upload_flow_completes_and_cleans_up(api, stack, people):
 
 
 def test_faceid_flow_with_forgeries(api, stack, people):
-    person = people.person("match")
+    person = people.identity("match")
     redirect = "http://127.0.0.1/done"
     session = api.post("/v1/faceid/sessions", body(person, redirect_url=redirect))
     assert session.status_code == 201, session.text
@@ -187,20 +187,20 @@ def test_faceid_flow_with_forgeries(api, stack, people):
     forged = requests.get(callback, params={"response": '{"result":{}}', "sign": "0" * 32}, timeout=10)
     assert forged.status_code == 400 and forged.json()["code"] == "invalid_callback"
     assert api.get(f"/v1/verifications/{data['verification_id']}").json()["status"] == "pending"
-    landing = people.complete_h5(requests.Session(), data["verify_url"], outcome="pass")
+    landing = h5.complete(requests.Session(), data["verify_url"], outcome="pass")
     assert landing.startswith(redirect) and "verification_id=" in landing
     record = api.get(f"/v1/verifications/{data['verification_id']}").json()
     assert record["status"] == "completed" and record["decision"] == "pass", record
 
 
 def test_faceid_redirect_host_must_be_allowed(api, people):
-    person = people.person("match")
+    person = people.identity("match")
     answer = api.post("/v1/faceid/sessions", body(person, redirect_url="https://evil.example.net/x"))
     assert answer.status_code == 400 and "redirect_url" in answer.json()["detail"]
 
 
 def test_no_personal_data_in_stored_items(api, stack, people):
-    person = people.person("match")
+    person = people.identity("match")
     api.post("/v1/compare", body(person, people.selfie_jpeg(person)))
     items = stack.client("dynamodb").scan(TableName=stack.resource_name("VerificationsTable"))["Items"]
     dumped = json.dumps(items, default=str, ensure_ascii=False)
@@ -214,3 +214,38 @@ def test_environment_matches_template(stack):
                  "EVENT_BUS_NAME", "DATA_KEY_ID", "JUHE_BASE_URL", "APETIME_BASE_URL"):
         assert os.environ[name] == stack.env[name]
 
+
+
+ROUTES = {"compare": "/v1/compare", "four_factor": "/v1/four-factor", "portrait": "/v1/portrait"}
+
+
+@pytest.mark.parametrize(
+    ("check", "scenario", "decision", "identity", "face", "mobile", "charged"),
+    [
+        ("compare", "minority_name", "pass", "match", "match", None, True),
+        ("compare", "face_mismatch", "fail", "match", "mismatch", None, True),
+        ("compare", "name_mismatch", "fail", "mismatch", "unverified", None, True),
+        ("compare", "not_found", "fail", "not_found", "unverified", None, False),
+        ("compare", "no_face_selfie", "fail", "match", "no_face_selfie", None, True),
+        ("compare", "no_face_reference", "fail", "match", "no_face_reference", None, True),
+        ("four_factor", "four_factor_100", "pass", "match", "match", "match", True),
+        ("four_factor", "four_factor_101", "fail", "match", "match", "mismatch", True),
+        ("four_factor", "four_factor_108", "review", "match", "match", "unverified", True),
+        ("four_factor", "four_factor_109", "review", "match", "match", "no_record", True),
+        ("four_factor", "four_factor_105", "fail", "mismatch", "unverified", "match", True),
+        ("portrait", "face_review", "review", "match", "unverified", None, True),
+        ("portrait", "no_reference_photo", "fail", "match", "no_reference_photo", None, True),
+        ("portrait", "name_mismatch", "fail", "mismatch", "unverified", None, True),
+        ("portrait", "no_face_selfie", "fail", "match", "no_face_selfie", None, True),
+    ],
+)
+def test_scenarios_map_to_normalized_results(api, people, check, scenario, decision, identity, face, mobile, charged):
+    person = people.identity(scenario)
+    extra = {"mobile": person.mobile} if check == "four_factor" else {}
+    answer = api.post(ROUTES[check], body(person, people.scenario_selfie_jpeg(person), **extra))
+    assert answer.status_code == 200, answer.text
+    record = answer.json()
+    assert (record["decision"], record["identity"]) == (decision, identity), record
+    assert (record["face"] or {}).get("result") == face, record
+    assert (record["mobile"] or {}).get("result") == mobile, record
+    assert record["charged"] is charged

@@ -15,10 +15,10 @@ JPEG_BASE64_PREFIX = "/9j/"  # every base64-encoded JPEG starts so
 
 
 def raw_values() -> list[str]:
-    from sandbox.providers import people
+    from sandbox.providers import identities as people
 
     values = []
-    for person in people.everyone():
+    for person in people.IDENTITIES:
         values += [person.name, person.id_number]
         if person.mobile:
             values.append(person.mobile)

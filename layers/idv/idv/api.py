@@ -111,7 +111,7 @@ def fingerprint(payload: Any, key: str) -> str:
 
 
 @cache
-def _idempotent_runner() -> Callable[..., dict[str, Any]]:
+def _idempotent_runner() -> tuple[Callable[..., dict[str, Any]], Any]:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
     from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
 
@@ -129,11 +129,17 @@ def _idempotent_runner() -> Callable[..., dict[str, Any]]:
     def run(request: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return work()
 
-    return run
+    return run, config
 
 
 def run_idempotent(
-    *, scope: str, key: str | None, payload: Any, hmac_key: str, work: Callable[[], dict[str, Any]]
+    *,
+    scope: str,
+    key: str | None,
+    payload: Any,
+    hmac_key: str,
+    work: Callable[[], dict[str, Any]],
+    lambda_context: Any = None,
 ) -> dict[str, Any]:
     """`work()` once per (scope, key); replays return the stored answer.
 
@@ -151,9 +157,12 @@ def run_idempotent(
 
     request = {"key": f"{scope}:{key}", "fingerprint": fingerprint(payload, hmac_key)}
     deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+    runner, config = _idempotent_runner()
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)  # in-progress records expire with the invocation
     while True:
         try:
-            return _idempotent_runner()(request=request, work=work)
+            return runner(request=request, work=work)
         except IdempotencyValidationError:
             raise errors.IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request body"
@@ -226,7 +235,9 @@ def idempotent_route(
     if key is None:
         return work()
     hmac_key = get_provider_secrets(get_settings().provider_secret_id).pii_hmac_key
-    return run_idempotent(scope=scope, key=key, payload=payload, hmac_key=hmac_key, work=work)
+    return run_idempotent(
+        scope=scope, key=key, payload=payload, hmac_key=hmac_key, work=work, lambda_context=app.lambda_context
+    )
 
 
 def http_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

@@ -70,6 +70,11 @@ def count_decision(check: str, decision: str | None) -> None:
 
 
 def _emit(name: str, dimensions: dict[str, str]) -> None:
+    """One EMF line with its own dimensions (honours POWERTOOLS_METRICS_DISABLED like Metrics does)."""
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    if is_metrics_disabled():
+        return
     with single_metric(name=name, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as metric:
         for key, value in dimensions.items():
             metric.add_dimension(name=key, value=value)
