@@ -1,0 +1,1 @@
+"""The embedded default: a faithful provider sandbox (`sandbox.providers`) and the local stack."""
