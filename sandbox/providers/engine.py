@@ -112,7 +112,7 @@ class Engine:
         """Apply the identity's own fault: latency sleeps here, anything else is raised for the transport."""
         if ident is None or not ident.fault:
             return
-        fault = Fault(ident.fault, "*", None, ms=ident.fault_ms or None, source=f"identity:{ident.scenario}")
+        fault = Fault(ident.fault, "*", None, source=f"identity:{ident.scenario}")
         if fault.fault == "latency":
             self.wait((fault.ms or self.config.latency_fault_ms) / 1000)
             return
@@ -382,6 +382,8 @@ class Engine:
             if session.image is not None:
                 detail["img"] = self._image_url(session)
             return juhe_ok({**result, "detail": detail}, reason="SUCCESS")
+        if state == "completed":  # submitted a moment ago, the result is being computed
+            return juhe_error(api, 279306)
         if expired:
             return juhe_error(api, 279302, detail="认证已过期")
         if state == "opened":

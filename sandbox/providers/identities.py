@@ -118,7 +118,6 @@ class Identity:
     selfie: SelfieKind = "self"
     liveness: str = "200"
     fault: str | None = None
-    fault_ms: int = 0
 
     @property
     def real_name(self) -> str:
@@ -294,7 +293,6 @@ def _build() -> tuple[Identity, ...]:
                 f"fault_{fault}",
                 f"every call naming this person gets the '{fault}' fault",
                 fault=fault,
-                fault_ms=800 if fault == "latency" else 0,
             )
         )
     return tuple(rows)

@@ -185,3 +185,14 @@ def test_registry_faces_are_pairwise_strangers():
             feats[ident.scenario] = analysis.features
     worst = max(faces.score(a, b) for a, b in itertools.combinations(feats.values(), 2))
     assert worst < 32
+
+
+def test_people_cli_prints_pictures_and_the_registry(capsys):
+    from sandbox.providers.people import main
+
+    assert main(["selfie", "match"]) == 0
+    assert base64.b64decode(capsys.readouterr().out.strip())[:2] == b"\xff\xd8"
+    assert main(["list"]) == 0
+    assert '"scenario": "face_review"' in capsys.readouterr().out
+    assert main(["reference", "no_reference_photo"]) == 1
+    assert main(["selfie", "nobody"]) == 2
