@@ -1,0 +1,108 @@
+"""The table `make bench` prints, from the results dictionary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "MISSED")
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    rows: list[tuple[str, str, str, str, str]] = []
+    cold = results.get("coldstart")
+    if cold:
+        for name, f in cold["functions"].items():
+            floor = f" floor {f['floor_ratio']}x" if "floor_ratio" in f else ""
+            rows.append(
+                (
+                    f"1 cold start {name}",
+                    f"{f['cold_ms']} ms (import {f['import_ms']} + 1st call {f['first_invoke_ms']})",
+                    f"{f['baseline_cold_ms']} ms",
+                    f"{f['ratio']}x (import {f['import_ratio']}x,{floor})",
+                    f"<=1.3x: {_mark(f['met'])}",
+                )
+            )
+            if f.get("other_revision"):
+                o = f["other_revision"]
+                rows.append(
+                    (
+                        f"  (other revision) {name}",
+                        f"{o['cold_ms']} ms (import {o['import_ms']} + 1st call {o['first_invoke_ms']})",
+                        f"{f['baseline_cold_ms']} ms",
+                        f"{o['ratio']}x",
+                        o["root"],
+                    )
+                )
+        for name, error in cold.get("errors", {}).items():
+            rows.append((f"1 cold start {name}", "error", "", "", error.splitlines()[-1][:80] if error else ""))
+    warm = results.get("warm")
+    if warm:
+        for label, key in (("with image prep", "with_image_prep"), ("w/o image prep", "without_image_prep")):
+            v = warm["overhead_ms"][key]
+            d = warm["direct_overhead_ms"][key]
+            rows.append(
+                (
+                    f"2 warm overhead {label}",
+                    f"handler p50 {warm['handler_ms']['p50']} ms;"
+                    f" diff p50 {v['total']['p50']}, p99 {v['total']['p99']}",
+                    f"requests.post p50 {warm['baseline_ms']['p50']} ms",
+                    f"excl. AWS p50 {v['excluding_aws']['p50']}, p99 {v['excluding_aws']['p99']} ms"
+                    f" (direct {d['p50']}/{d['p99']})",
+                    f"<=3 ms: {_mark(v['excluding_aws']['p50'] <= 3)}"
+                    if key == "without_image_prep"
+                    else f"(prep p50 {warm['image_prep_ms']['p50']} ms, AWS p50 {warm['aws_ms']['p50']} ms)",
+                )
+            )
+    images = results.get("images")
+    if images:
+        t = images["targets"]
+        rows.append(
+            (
+                "3 image pipeline (12 MP, 4 MB)",
+                f"prepare_image p50 {images['prepare_image_ms']['p50']} ms, "
+                f"+{images['memory']['prepare_image']['rss_peak_delta_mb']} MB, "
+                f"{images['output']['prepare_image']['bytes']} B",
+                f"naive p50 {images['naive_ms']['p50']} ms, +{images['memory']['naive']['rss_peak_delta_mb']} MB, "
+                f"{images['output']['naive']['bytes']} B",
+                f"{images['speedup']}x faster (decode alone at 1/4: {images['decode_only_ms']['1/4']} ms)",
+                f">=3x: {_mark(t['speedup_ge_3x'])}; <=60 ms: {_mark(t['p50_le_60ms'])}; "
+                f"16-20 KB: {_mark(t['output_in_window'])}",
+            )
+        )
+    up = results.get("uploads")
+    if up:
+        rows.append(
+            (
+                f"4 upload throughput ({up['count']})",
+                f"{up['completed']} completed in {up['seconds']} s ({up['rate_per_s']}/s)",
+                f"direct provider calls {up['baseline_rate_per_s']}/s",
+                f"ledger {up['ledger_charges']} charges, {up['double_charges']} double",
+                f"all done, 0 double: {_mark(up['met'])}",
+            )
+        )
+    conn = results.get("connections")
+    if conn:
+        rows.append(
+            (
+                "5 connection reuse",
+                f"{conn['gateway_new_connections']} TCP connection for {conn['calls']} calls",
+                f"requests.post: {conn['baseline_new_connections']}",
+                "",
+                f"one connection: {_mark(conn['met'])}",
+            )
+        )
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    header = ("benchmark", "gateway", "baseline", "ratio / difference", "target")
+    rows = [header, *_rows(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append(" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if n == 0:
+            lines.append("-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
