@@ -132,7 +132,7 @@ class Engine:
         else:
             code, charged = str(body.get("error_code")), body.get("error_code") == 0
         result = (body or {}).get("result") or (body or {}).get("data") or {}
-        order_id = result.get("orderid") or result.get("jh_order_id") if isinstance(result, dict) else None
+        order_id = (result.get("orderid") or result.get("jh_order_id")) if isinstance(result, dict) else None
         if api == "apetime" and body is not None:
             order_id = body.get("trace_id")
         self.ledger.record(
@@ -144,7 +144,7 @@ class Engine:
     # ------------------------------------------------------------ dispatch
 
     def call(self, req: Request) -> dict[str, Any]:
-        """Answer one provider call (raises FaultRaised for faults); records the call in the ledger."""
+        """Answer one provider call (raises FaultRaised for faults); the transport records it in the ledger."""
         handler = {
             "verifyface": self.verifyface,
             "verifyface_aes": self.verifyface,
