@@ -21,16 +21,22 @@ def main() -> None:
         print(f"sandbox      {stack.sandbox.url if stack.sandbox else stack.options.provider_url}")
         print(f"emulated AWS {stack.aws_url}\n")
         print("test identities (sandbox, synthetic):")
-        for row in people.registry_summary():
-            print(f"  {row}")
+        for ident in people.IDENTITIES:
+            print(f"  {ident.scenario:<22} {ident.name:<10} {ident.id_number}  {ident.mobile}  {ident.summary}")
         print("\ncurl examples:")
+        sandbox_url = stack.sandbox.url if stack.sandbox else stack.options.provider_url
+        print(f"  IMG=$(curl -s {sandbox_url}/_sandbox/identities/match/selfie.jpg | base64 -w0)")
+        print(
+            f"  curl -s {stack.api_url}/v1/compare -H 'x-api-key: {stack.api_key}' -H 'content-type: application/json' "
+            f"-d '{{\"name\": \"{person.name}\", \"id_number\": \"{person.id_number}\", \"image\": \"'$IMG'\", "
+            f"\"consent\": {{\"granted\": true, \"text_version\": \"v1\"}}}}'"
+        )
         print(
             f"  curl -s {stack.api_url}/v1/faceid/sessions -H 'x-api-key: {stack.api_key}' "
             f"-H 'content-type: application/json' -d '{{\"name\": \"{person.name}\", \"id_number\": "
             f"\"{person.id_number}\", \"consent\": {{\"granted\": true, \"text_version\": \"v1\"}}}}'"
         )
         print(f"  curl -s {stack.api_url}/v1/verifications/<verification_id> -H 'x-api-key: {stack.api_key}'")
-        print("  (compare/four-factor/portrait need a base64 image: python -m sandbox.providers.people selfie)")
         print("\nCtrl-C stops everything.")
         stop.wait()
     print("stopped")
