@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 Check = Literal["compare", "four_factor", "portrait", "faceid"]
@@ -60,6 +62,18 @@ class CheckResult:
         data["reasons"] = list(self.reasons)
         data.pop("extra")
         return data
+
+
+def check_threshold(threshold: Any) -> float:
+    """The face-score threshold (0-100) as a float; a request's own value was validated upstream."""
+    from idv import errors
+
+    if isinstance(threshold, bool) or not isinstance(threshold, (numbers.Real, Decimal)):
+        raise errors.InvalidRequest("threshold must be a number between 0 and 100", field="threshold")
+    value = float(threshold)
+    if not 0.0 <= value <= 100.0:  # also refuses NaN
+        raise errors.InvalidRequest("threshold must be a number between 0 and 100", field="threshold")
+    return value
 
 
 def normalize_score(raw: Any, scale: float | None = None) -> float | None:

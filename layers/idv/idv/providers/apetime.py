@@ -15,17 +15,15 @@ import base64
 import binascii
 import hashlib
 import math
-import numbers
 import os
 import time
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any, Final
 
 import requests
 
 from idv import codes, errors, http, results
-from idv.results import APETIME_REVIEW_FLOOR, CheckResult, Face
+from idv.results import APETIME_REVIEW_FLOOR, CheckResult, Face, check_threshold
 
 PROVIDER: Final = "apetime"
 DEFAULT_BASE_URL = "https://api.apetime.cn"
@@ -94,6 +92,9 @@ def _code(body: Any) -> str:
 def _error_for(info: codes.CodeInfo, body: Mapping[str, Any]) -> errors.IdvError:
     cls = info.error or errors.ProviderUnavailable
     detail = f"apetime portrait_verification answered code {info.code} ({info.meaning})"
+    hint = codes.credential_hint(PROVIDER, "portrait", info.code)
+    if hint:
+        detail += f"; {hint}"
     charged = _charge(body)
     if issubclass(cls, errors.ProviderError):
         return cls(
@@ -126,23 +127,13 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def _threshold(threshold: Any) -> float:
-    """The face-score threshold (0-100) as a float; a request's own value was validated upstream."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (numbers.Real, Decimal)):
-        raise errors.InvalidRequest("threshold must be a number between 0 and 100", field="threshold")
-    value = float(threshold)
-    if not 0.0 <= value <= 100.0:  # also refuses NaN
-        raise errors.InvalidRequest("threshold must be a number between 0 and 100", field="threshold")
-    return value
-
-
 # --------------------------------------------------------------------------------------------------
 # Parser (pure)
 
 
 def parse_portrait(body: Mapping[str, Any], threshold: float) -> CheckResult:
     """A portrait_verification body as a `portrait` result (raises the classified error otherwise)."""
-    threshold = _threshold(threshold)
+    threshold = check_threshold(threshold)
     code = _code(body)
     info = codes.apetime_code(code)
     if info.kind != "outcome":
@@ -256,7 +247,7 @@ class ApetimeClient:
         multipart: bool = False,
     ) -> CheckResult:
         """Identity + selfie against the police photo; `multipart` uploads the JPEG as `selfie_file`."""
-        threshold = _threshold(threshold)
+        threshold = check_threshold(threshold)
         if not app_key or not app_secret:
             raise errors.ConfigurationError("apetime_app_key and apetime_app_secret are required")
         timestamp = int(self.clock())

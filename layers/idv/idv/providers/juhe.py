@@ -15,18 +15,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import numbers
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any, Final
 
 import requests
 
 from idv import aes, codes, errors, http, results
-from idv.results import CheckResult, Face, Liveness, Mobile
+from idv.results import CheckResult, Face, Liveness, Mobile, check_threshold
 
 PROVIDER: Final = "juhe"
 DEFAULT_BASE_URL = "https://apis.juhe.cn"
@@ -96,6 +94,9 @@ def _error_for(info: codes.CodeInfo, api: str) -> errors.IdvError:
     """The exception a classified non-zero code means (never charged: error_code != 0)."""
     cls = info.error or errors.ProviderUnavailable
     detail = f"juhe {api} answered error_code {info.code} ({info.meaning})"
+    hint = codes.credential_hint(PROVIDER, api, info.code)
+    if hint:
+        detail += f"; {hint}"
     if issubclass(cls, errors.ProviderError):
         return cls(detail, provider=PROVIDER, provider_code=info.code, charged=False, auto_retry=info.auto_retry)
     return cls(detail, provider=PROVIDER, provider_code=info.code)
@@ -169,16 +170,6 @@ def _result_object(body: Mapping[str, Any], what: str) -> tuple[Mapping[str, Any
     return result, _as_str(result.get("orderid"))
 
 
-def _threshold(threshold: Any) -> float:
-    """The face-score threshold (0-100) as a float; a request's own value was validated upstream."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (numbers.Real, Decimal)):
-        raise errors.InvalidRequest("threshold must be a number between 0 and 100", field="threshold")
-    value = float(threshold)
-    if not 0.0 <= value <= 100.0:  # also refuses NaN
-        raise errors.InvalidRequest("threshold must be a number between 0 and 100", field="threshold")
-    return value
-
-
 # --------------------------------------------------------------------------------------------------
 # Parsers (pure)
 
@@ -186,7 +177,7 @@ def _threshold(threshold: Any) -> float:
 def parse_verifyface(body: Mapping[str, Any], threshold: float) -> CheckResult:
     """A verifyface / verifyEncry body as a `compare` result (DESIGN §4 policy)."""
     what = "verifyface"
-    threshold = _threshold(threshold)
+    threshold = check_threshold(threshold)
     code = _error_code(body, what)
     if code != 0:
         info = codes.juhe_code("verifyface", code)
@@ -340,7 +331,7 @@ def parse_faceid_payload(payload: Mapping[str, Any], threshold: float) -> CheckR
     both match (a face whose score is under `threshold` is a mismatch even if Juhe passed it).
     """
     what = "faceid"
-    threshold = _threshold(threshold)
+    threshold = check_threshold(threshold)
     code = _error_code(payload, what)
     result = payload.get("result")
     order_id = _as_str(result.get("jh_order_id")) if isinstance(result, Mapping) else None
@@ -477,7 +468,7 @@ class JuheClient:
         openid: str | None = None,
     ) -> CheckResult:
         """Compare a selfie with the ID photo (plain `verify`, or `verifyEncry` with AES fields)."""
-        threshold = _threshold(threshold)
+        threshold = check_threshold(threshold)
         if encrypted:
             if not openid:
                 raise errors.ConfigurationError("juhe_openid is required for JUHE_COMPARE_MODE=aes")
@@ -538,7 +529,7 @@ class JuheClient:
 
     def faceid_result(self, *, key: str, jh_order_id: str, threshold: float) -> CheckResult | None:
         """The server-side result of a FaceID session (faceid/search); None while it is not finished."""
-        threshold = _threshold(threshold)
+        threshold = check_threshold(threshold)
         body = self._post(
             PATH_FACEID_SEARCH, {"key": key, "jhOrderId": jh_order_id}, timeout="faceid_search", api="faceid"
         )
