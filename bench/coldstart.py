@@ -282,6 +282,7 @@ def run(
                 "first_invoke_ms": round(median([s["invoke_s"] for s in alt]) * 1000, 1),
                 "cold_ms": round(alt_cold * 1000, 1),
                 "ratio": round(alt_cold / ref_cold, 2),
+                "status": sorted({str(s["status"]) for s in alt}),
             }
     for name, figures in results["functions"].items():
         parts = importtime.get(name, {}).get("first_invocation_breakdown_ms")
