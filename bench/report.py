@@ -11,6 +11,10 @@ def _mark(ok: bool | None) -> str:
 
 def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     rows: list[tuple[str, str, str, str, str]] = []
+    for name in ("coldstart", "warm", "images", "uploads", "connections"):
+        if isinstance(results.get(name), dict) and "error" in results[name]:
+            rows.append((name, "FAILED", "", "", results[name]["error"][:100]))
+            results = {k: v for k, v in results.items() if k != name}
     cold = results.get("coldstart")
     if cold:
         for name, f in cold["functions"].items():
@@ -78,7 +82,8 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"4 upload throughput ({up['count']})",
                 f"{up['completed']} completed in {up['seconds']} s ({up['rate_per_s']}/s)",
                 f"direct provider calls {up['baseline_rate_per_s']}/s",
-                f"ledger {up['ledger_charges']} charges, {up['double_charges']} double",
+                f"ledger {up['ledger_charges']} charges, {up['double_charges']} double"
+                + (f", {up['upload_failures']} uploads failed" if up.get("upload_failures") else ""),
                 f"all done, 0 double: {_mark(up['met'])}",
             )
         )

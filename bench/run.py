@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,22 @@ SECTIONS = ("images", "coldstart", "warm", "connections", "uploads")
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def revision() -> dict[str, Any]:
+    """The code measured: the git commit of this checkout (and whether layers/functions differ from
+    it), or BENCH_REVISION when run from an exported snapshot."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        dirty = bool(git("status", "--porcelain", "--", "layers", "functions", "sandbox", "bench").strip())
+        return {"commit": commit, "uncommitted_changes": dirty}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": os.environ.get("BENCH_REVISION", "unknown"), "uncommitted_changes": None}
 
 
 def machine() -> dict[str, Any]:
@@ -43,6 +60,36 @@ def start_stack(worker_concurrency: int) -> Any:
     # The template's log level (INFO): the handlers' log lines are part of their work (see timing.quiet_stdout).
     options = StackOptions(worker_concurrency=worker_concurrency)
     return LocalStack(options).start()
+
+
+def _section(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"bench.{name}")
+
+
+def _guarded(run: Any, stack: Any) -> dict[str, Any]:
+    """A section's results, or its error (the other sections still run and the file is written)."""
+    try:
+        return run(stack)
+    except Exception as exc:
+        log(f"  failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+
+
+def _images(quick: bool) -> dict[str, Any]:
+    from bench import image_pipeline
+
+    return image_pipeline.run(repeats=5 if quick else 21, memory_runs=1 if quick else 3)
+
+
+def _coldstart(stack: Any, args: argparse.Namespace, quick: bool) -> dict[str, Any]:
+    from bench import coldstart
+
+    chosen = [f.strip() for f in args.functions.split(",") if f.strip()] or None
+    repeats = args.repeats or (2 if quick else 7)
+    other = Path(args.other_root) if args.other_root else None
+    return coldstart.run(stack, repeats=repeats, only=chosen, log=log, other_root=other)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,47 +112,32 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        "revision": revision(),
         "quick": quick,
     }
     t0 = time.perf_counter()
+    section_args = {
+        "images": lambda _stack: _images(quick),
+        "coldstart": lambda stack: _coldstart(stack, args, quick),
+        "warm": lambda stack: _section("warm").run(stack, requests_count=40 if quick else 300, log=log),
+        "connections": lambda stack: _section("connections").run(stack, calls=10 if quick else 50),
+        "uploads": lambda stack: _section("uploads").run(stack, count=50 if quick else 500, log=log),
+    }
     if "images" in only:
-        from bench import image_pipeline
-
         log("image pipeline ...")
-        results["images"] = image_pipeline.run(repeats=5 if quick else 21, memory_runs=1 if quick else 3)
-
+        results["images"] = _guarded(section_args["images"], None)
     stack = None
-    needs_stack = [s for s in only if s != "images"]
-    if needs_stack:
+    if [s for s in only if s != "images"]:
         log("starting the local stack ...")
         stack = start_stack(worker_concurrency=5)
         from bench import timing
 
         results["sandbox_nodelay_workaround"] = timing.sandbox_nodelay(stack)
     try:
-        if "coldstart" in only:
-            from bench import coldstart
-
-            log("cold start ...")
-            chosen = [f.strip() for f in args.functions.split(",") if f.strip()] or None
-            repeats = args.repeats or (2 if quick else 7)
-            other = Path(args.other_root) if args.other_root else None
-            results["coldstart"] = coldstart.run(stack, repeats=repeats, only=chosen, log=log, other_root=other)
-        if "warm" in only:
-            from bench import warm
-
-            log("warm overhead ...")
-            results["warm"] = warm.run(stack, requests_count=40 if quick else 300, log=log)
-        if "connections" in only:
-            from bench import connections
-
-            log("connection reuse ...")
-            results["connections"] = connections.run(stack, calls=10 if quick else 50)
-        if "uploads" in only:
-            from bench import uploads
-
-            log("upload throughput ...")
-            results["uploads"] = uploads.run(stack, count=50 if quick else 500, log=log)
+        for name in ("coldstart", "warm", "connections", "uploads"):
+            if name in only:
+                log(f"{name} ...")
+                results[name] = _guarded(section_args[name], stack)
     finally:
         if stack is not None:
             stack.stop()
@@ -119,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(report.table(results))
     print(f"\nresults: {out}")
-    return 0
+    failed = [name for name in SECTIONS if isinstance(results.get(name), dict) and "error" in results[name]]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

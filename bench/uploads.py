@@ -95,8 +95,17 @@ def run(stack: Any, count: int = 500, timeout_s: float = 900, log: Callable[[str
     calls_before = sandbox.calls("verifyface", key)
     with timing.quiet_stdout():
         t0 = time.perf_counter()
+        failures: list[str] = []
+
+        def one(_: int) -> str | None:
+            try:
+                return _upload(stack.api_url, stack.api_key, body, image)
+            except Exception as exc:  # counted and reported; the others go on
+                failures.append(str(exc)[:300])
+                return None
+
         with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            ids = list(pool.map(lambda _: _upload(stack.api_url, stack.api_key, body, image), range(count)))
+            ids = [v for v in pool.map(one, range(count)) if v is not None]
         t_uploaded = time.perf_counter()
         final: dict[str, dict[str, Any]] = {}
         pending = list(ids)
@@ -133,6 +142,8 @@ def run(stack: Any, count: int = 500, timeout_s: float = 900, log: Callable[[str
         "client_threads": CLIENT_THREADS,
         "worker_concurrency": stack.options.worker_concurrency,
         "completed": completed,
+        "upload_failures": len(failures),
+        "upload_failure_samples": failures[:5],
         "final_other": {
             s: sum(1 for v in final.values() if v["status"] == s)
             for s in {v["status"] for v in final.values()}
