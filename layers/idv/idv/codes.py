@@ -138,6 +138,39 @@ def apetime_code(code: str) -> CodeInfo:
     return APETIME.get(str(code)) or _e(str(code), "undocumented error code", _U)
 
 
+# Codes that mean a credential in the provider secret is wrong or unusable: the error detail names the
+# secret field to check, so an operator knows what to fix (the secret's values are never shown).
+JUHE_KEY_FIELDS: dict[str, str] = {
+    "verifyface": "juhe_verifyface_key",
+    "four_factor": "juhe_four_factor_key",
+    "faceid": "juhe_faceid_key",
+}
+JUHE_CREDENTIAL_CODES = frozenset({"10001", "10002", "10003", "10004", "10005", "10009", "10013", "10021"})
+APETIME_CREDENTIAL_FIELDS: dict[str, str] = {
+    "1000": "apetime_app_secret",
+    "1003": "apetime_app_key",
+    "1004": "apetime_app_key",
+    "1005": "apetime_app_key",
+    "1007": "apetime_app_key",
+    "1008": "apetime_app_key",
+    "1009": "apetime_app_key",
+}
+
+
+def credential_hint(provider: str, api: str, code: str) -> str | None:
+    """What to check in the provider secret for a credential error code (None for other codes)."""
+    code = str(code)
+    if provider == "juhe" and code in JUHE_CREDENTIAL_CODES and api in JUHE_KEY_FIELDS:
+        field = "juhe_openid" if code == "10004" else JUHE_KEY_FIELDS[api]
+        if code == "10002":
+            return f"check that {field} in the provider secret (PROVIDER_SECRET_ID) is the key of Juhe's {api} API"
+        return f"check {field} in the provider secret (PROVIDER_SECRET_ID) and its Juhe account"
+    if provider == "apetime" and code in APETIME_CREDENTIAL_FIELDS:
+        field = APETIME_CREDENTIAL_FIELDS[code]
+        return f"check {field} in the provider secret (PROVIDER_SECRET_ID) and its Apetime account"
+    return None
+
+
 # Four-factor `res` -> (identity, face, mobile). 不通过 = mismatch, 失败 = unverified, 查询无记录 = no_record.
 FOUR_FACTOR_RES: dict[int, tuple[str, str, str]] = {
     100: ("match", "match", "match"),

@@ -482,7 +482,16 @@ class JuheClient:
         else:
             path = PATH_VERIFY
             data = {"key": key, "idcard": id_number, "realname": name, "image": image_b64}
-        body = self._post(path, data, timeout="verifyface", api="verifyface")
+        try:
+            body = self._post(path, data, timeout="verifyface", api="verifyface")
+        except errors.ProviderRejected as exc:
+            if encrypted and exc.provider_code == "226403":  # fields Juhe could not decrypt
+                exc.detail += (
+                    "; in AES mode the fields are encrypted with juhe_openid: check juhe_openid in the provider"
+                    " secret (PROVIDER_SECRET_ID)"
+                )
+                exc.args = (exc.detail,)
+            raise
         return parse_verifyface(body, threshold)
 
     def four_factor(self, *, key: str, name: str, id_number: str, mobile: str, image_b64: str) -> CheckResult:
