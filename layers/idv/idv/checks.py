@@ -81,16 +81,22 @@ def parse_check_request(check: str, payload: Any, settings: Settings | None = No
 
 @cache
 def juhe_client() -> Any:
-    from idv.providers.juhe import JuheClient
+    from idv.providers.juhe import DEFAULT_READ_TIMEOUTS, JuheClient
 
-    return JuheClient(base_url=get_settings().juhe_base_url)
+    settings = get_settings()
+    timeout = settings.provider_read_timeout
+    timeouts = dict.fromkeys(DEFAULT_READ_TIMEOUTS, timeout) if timeout else None
+    return JuheClient(base_url=settings.juhe_base_url, read_timeouts=timeouts)
 
 
 @cache
 def apetime_client() -> Any:
-    from idv.providers.apetime import ApetimeClient
+    from idv.providers.apetime import DEFAULT_READ_TIMEOUT, ApetimeClient
 
-    return ApetimeClient(base_url=get_settings().apetime_base_url)
+    settings = get_settings()
+    return ApetimeClient(
+        base_url=settings.apetime_base_url, read_timeout=settings.provider_read_timeout or DEFAULT_READ_TIMEOUT
+    )
 
 
 def call_provider(request: CheckRequest, verification_id: str, secret: ProviderSecrets, settings: Settings) -> Any:

@@ -26,6 +26,9 @@ class Settings:
     retention_days: int = 30
     public_base_url: str = ""
     allowed_redirect_hosts: tuple[str, ...] = ()
+    # PROVIDER_READ_TIMEOUT_SECONDS (optional): one read timeout for every provider call instead of the
+    # clients' per-API defaults (Juhe 10 s / FaceID 5 s, Apetime 10 s). Unset keeps the defaults.
+    provider_read_timeout: float | None = None
 
     @property
     def retention_seconds(self) -> int:
@@ -63,6 +66,11 @@ def settings_from_env() -> Settings:
         retention_days=int(_number("RETENTION_DAYS", "30", int, 1, 3650)),
         public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
         allowed_redirect_hosts=hosts,
+        provider_read_timeout=(
+            float(_number("PROVIDER_READ_TIMEOUT_SECONDS", "", float, 0.1, 60))
+            if env.get("PROVIDER_READ_TIMEOUT_SECONDS", "").strip()
+            else None
+        ),
     )
 
 
