@@ -77,22 +77,32 @@ def start_session(payload: Any, base_url: str) -> dict[str, Any]:
         )
     except errors.ProviderError as exc:
         count_provider_call("juhe", "faceid", exc.charged)
+        # As for the other checks: the failed start is stored as an `error` record (with what is known
+        # about the charge) and the problem carries its verification_id.
+        failed = records.apply_error(
+            _session_record(verification_id, person, consent, reference, secret, created),
+            exc.code,
+            exc.detail,
+            exc.charged,
+            clock.now(),
+        )
+        records.Repository(settings.verifications_table).create(failed)
+        logger.warning(
+            "faceid session start failed",
+            extra={
+                "verification_id": verification_id,
+                "code": exc.code,
+                "provider_code": exc.provider_code,
+                "charged": exc.charged,
+            },
+        )
+        exc.extra["verification_id"] = verification_id
         raise
     count_provider_call("juhe", "faceid", True)
-    record = records.new_record(
-        verification_id=verification_id,
-        check="faceid",
-        provider="juhe",
-        subject=privacy.mask_subject(name=person.name, id_number=person.id_number),
-        created=created,
-        client_reference=reference,
-        consent={**consent, "granted_at": clock.iso(created)},
-    )
+    record = _session_record(verification_id, person, consent, reference, secret, created)
     record.update(
         charged=True,
         provider_order_id=session.jh_order_id,
-        id_hash=privacy.hmac_id_number(secret.pii_hmac_key, person.id_number),
-        expires_at=int(created) + settings.retention_seconds,
         pending_faceid="1",
         session_expires_at=int(created) + SESSION_SECONDS,
         jh_order_id=session.jh_order_id,
@@ -107,6 +117,31 @@ def start_session(payload: Any, base_url: str) -> dict[str, Any]:
         "verify_url": session.verify_url,
         "expires_at": clock.iso(created + SESSION_SECONDS),
     }
+
+
+def _session_record(
+    verification_id: str,
+    person: checks.Person,
+    consent: dict[str, Any],
+    reference: str | None,
+    secret: Any,
+    created: float,
+) -> dict[str, Any]:
+    """A FaceID record with the masked subject, ID-number HMAC and TTL (no session fields yet)."""
+    record = records.new_record(
+        verification_id=verification_id,
+        check="faceid",
+        provider="juhe",
+        subject=privacy.mask_subject(name=person.name, id_number=person.id_number),
+        created=created,
+        client_reference=reference,
+        consent={**consent, "granted_at": clock.iso(created)},
+    )
+    record.update(
+        id_hash=privacy.hmac_id_number(secret.pii_hmac_key, person.id_number),
+        expires_at=int(created) + get_settings().retention_seconds,
+    )
+    return record
 
 
 @dataclass(frozen=True, slots=True)
