@@ -10,14 +10,32 @@ from urllib.parse import parse_qs
 from aws_lambda_powertools.event_handler import Response
 
 from idv import api, faceid
+from idv.schemas import CallbackAck
 
 app = api.new_resolver()
+
+RETURN_RESPONSES = {
+    302: {
+        "description": "Back to the session's redirect_url with verification_id, status and decision added",
+        "headers": {"Location": {"description": "The customer's page", "schema": {"type": "string"}}},
+    },
+    200: {"description": "A small page when the session has no redirect_url", "content": {"text/html": {}}},
+    **api.problems(400, 404, 422, 500),
+}
+NOTIFY_RESPONSES = {
+    200: {"description": "Acknowledged", "content": {"application/json": {"model": CallbackAck}}},
+    **api.problems(400, 404, 422, 500),
+}
 
 PAGE = """<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>Verification</title></head>
 <body><main><h1>认证已提交 / Verification received</h1><p id="status">{status}</p></main></body></html>"""
 
 
-@app.get("/v1/faceid/callback/<verification_id>", summary="Browser return from the H5 liveness page")
+@app.get(
+    "/v1/faceid/callback/<verification_id>",
+    summary="Browser return from the H5 liveness page",
+    responses=RETURN_RESPONSES,
+)
 def browser_return(verification_id: str):
     params = app.current_event.query_string_parameters or {}
     outcome = faceid.handle_callback(verification_id, params.get("response"), params.get("sign"))
@@ -29,7 +47,11 @@ def browser_return(verification_id: str):
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=page)
 
 
-@app.post("/v1/faceid/callback/<verification_id>", summary="Provider notify after liveness")
+@app.post(
+    "/v1/faceid/callback/<verification_id>",
+    summary="Provider notify after liveness",
+    responses=NOTIFY_RESPONSES,
+)
 def provider_notify(verification_id: str):
     form = parse_qs(app.current_event.decoded_body or "", keep_blank_values=True)
     outcome = faceid.handle_callback(verification_id, _first(form, "response"), _first(form, "sign"))

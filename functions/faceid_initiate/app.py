@@ -10,7 +10,7 @@ app = api.new_resolver()
 @app.post(
     "/v1/faceid/sessions",
     summary="Start an H5 liveness session (Juhe FaceID)",
-    responses=api.responses(FaceIdSession, "The pending session"),
+    responses=api.responses(FaceIdSession, "The pending session", status=201),
 )
 def create_session(body: FaceIdSessionRequest):
     payload = app.current_event.json_body

@@ -21,7 +21,11 @@ def get_verification(verification_id: str):
     return api.json_response(200, records.public_view(item))
 
 
-@app.delete("/v1/verifications/<verification_id>", summary="Erase a verification (right to deletion)")
+@app.delete(
+    "/v1/verifications/<verification_id>",
+    summary="Erase a verification (right to deletion)",
+    responses={204: {"description": "Erased (record and any uploaded object)"}, **api.problems(404, 422, 500)},
+)
 def delete_verification(verification_id: str):
     item = _repository().delete(verification_id) if clock.is_verification_id(verification_id) else None
     if item is None:
@@ -30,7 +34,11 @@ def delete_verification(verification_id: str):
     return Response(status_code=204, body="")
 
 
-@app.post("/v1/uploads", summary="Start a check on a selfie uploaded to S3", responses=api.responses(UploadTicket))
+@app.post(
+    "/v1/uploads",
+    summary="Start a check on a selfie uploaded to S3",
+    responses=api.responses(UploadTicket, "The upload ticket", status=201),
+)
 def create_upload(body: UploadRequest):
     payload = app.current_event.json_body
 

@@ -42,8 +42,16 @@ def openapi_document(server_url: str | None = None) -> dict[str, Any]:
         if path.startswith("/v1/faceid/callback"):
             for operation in operations.values():
                 operation["security"] = []
+        for status, response in _operation_responses(operations):
+            # Powertools gives every response an empty application/json content; a 204 or a redirect has no body.
+            if (status == "204" or status.startswith("3")) and response.get("content") == {"application/json": {}}:
+                del response["content"]
     document["servers"] = [{"url": server_url}] if server_url else []
     return document
+
+
+def _operation_responses(operations: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(status), r) for op in operations.values() for status, r in op.get("responses", {}).items()]
 
 
 if __name__ == "__main__":

@@ -198,9 +198,19 @@ def answer(result: dict[str, Any]) -> Response:
     return json_response(result["status"], result["body"])
 
 
-def responses(model: Any, description: str = "The verification record") -> dict[int | str, dict[str, Any]]:
-    """OpenAPI responses of a route: its 200 model plus every problem status."""
-    return {200: {"description": description, "content": {"application/json": {"model": model}}}, **PROBLEM_RESPONSES}
+def responses(
+    model: Any, description: str = "The verification record", status: int = 200
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of a route: its success model (200, or 201 for what it creates) plus every problem."""
+    return {
+        status: {"description": description, "content": {"application/json": {"model": model}}},
+        **PROBLEM_RESPONSES,
+    }
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI problem responses of these statuses (routes that cannot answer every problem)."""
+    return {status: PROBLEM_RESPONSES[status] for status in statuses}
 
 
 def base_url(app: APIGatewayRestResolver) -> str:

@@ -108,6 +108,13 @@ class UploadTicket(BaseModel):
     expires_at: str
 
 
+class CallbackAck(BaseModel):
+    """The answer to the provider's notify POST (the document defines no acknowledgement)."""
+
+    verification_id: str
+    status: Literal["pending", "completed", "error", "expired"]
+
+
 class Problem(BaseModel):
     type: str
     title: str
