@@ -70,8 +70,8 @@ def new_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(errors.IdvError)
     def _idv_error(exc: errors.IdvError) -> Response:
-        if exc.status >= 500:
-            logger.warning("request failed", extra={"code": exc.code, "status": exc.status})
+        if exc.status >= 500:  # details name codes, fields and settings, never personal data
+            logger.warning("request failed", extra={"code": exc.code, "status": exc.status, "detail": exc.detail})
         return problem_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -88,10 +88,62 @@ def new_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
+        misconfigured = aws_configuration_error(exc)
+        if misconfigured is not None:
+            logger.error(
+                "gateway misconfigured", extra={"code": misconfigured.code, "detail": misconfigured.detail}
+            )
+            return problem_response(misconfigured)
         logger.exception("unexpected error", extra={"error": type(exc).__name__})
         return problem_response(errors.IdvError("an unexpected error occurred; it has been logged"))
 
     return app
+
+
+# AWS error codes that mean a resource named in the environment is missing or not usable by the function.
+_RESOURCE_ERRORS = frozenset(
+    {
+        "ResourceNotFoundException",
+        "NotFoundException",
+        "NoSuchBucket",
+        "AccessDenied",
+        "AccessDeniedException",
+        "DisabledException",
+        "KMSInvalidStateException",
+        "InvalidKeyUsageException",
+    }
+)
+# Which setting names the resource an AWS operation works on.
+_SETTING_OF_OPERATION = {
+    **dict.fromkeys(
+        ("PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan"), "VERIFICATIONS_TABLE / IDEMPOTENCY_TABLE"
+    ),
+    **dict.fromkeys(("Encrypt", "Decrypt", "GenerateDataKey"), "DATA_KEY_ID"),
+    **dict.fromkeys(("PutObject", "GetObject", "DeleteObject", "HeadObject"), "UPLOAD_BUCKET"),
+    "PutEvents": "EVENT_BUS_NAME",
+}
+
+
+def aws_configuration_error(exc: BaseException) -> errors.ConfigurationError | None:
+    """A ConfigurationError saying what to fix when an AWS call failed for a missing or forbidden resource."""
+    from botocore.exceptions import ClientError
+
+    cause: BaseException | None = exc
+    for _ in range(3):  # Powertools wraps DynamoDB errors of the idempotency store
+        if isinstance(cause, ClientError):
+            break
+        cause = cause.__cause__ if cause is not None else None
+    if not isinstance(cause, ClientError):
+        return None
+    code = str(cause.response.get("Error", {}).get("Code", ""))
+    if code not in _RESOURCE_ERRORS:
+        return None
+    operation = cause.operation_name
+    setting = _SETTING_OF_OPERATION.get(operation, "the function's environment")
+    return errors.ConfigurationError(
+        f"AWS {operation} failed with {code}: check {setting} (the resource must exist in this account and"
+        " region) and the function's IAM permissions"
+    )
 
 
 def header(app: APIGatewayRestResolver, name: str) -> str | None:

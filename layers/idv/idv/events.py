@@ -15,6 +15,10 @@ DETAIL_TYPE = "Verification Completed"
 def publish_completed(record: dict[str, Any], bus_name: str) -> None:
     """Put one event; a failure is logged, not raised (the record is already stored and readable)."""
     if not bus_name:
+        logger.warning(
+            "event not published: EVENT_BUS_NAME is not set",
+            extra={"verification_id": record.get("verification_id")},
+        )
         return
     try:
         answer = aws.client("events").put_events(

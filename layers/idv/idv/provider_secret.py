@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
@@ -67,7 +68,16 @@ def get_provider_secrets(secret_id: str, *, force_fetch: bool = False) -> Provid
         raise ConfigurationError(f"secret {secret_id} is not valid JSON; expected the fields {_names()}") from None
     except GetParameterError as exc:
         raise ConfigurationError(
-            f"secret {secret_id} could not be read ({type(exc.__cause__).__name__ if exc.__cause__ else 'error'});"
-            " check PROVIDER_SECRET_ID and the function's secretsmanager:GetSecretValue permission"
+            f"secret {secret_id} could not be read ({_reason(exc)}); check PROVIDER_SECRET_ID and the"
+            " function's secretsmanager:GetSecretValue permission"
         ) from None
     return ProviderSecrets.from_mapping(value, f"secret {secret_id}")
+
+
+def _reason(exc: Exception) -> str:
+    """The AWS error code behind a Powertools GetParameterError (it keeps only the message text)."""
+    for text in (str(exc), str(exc.__cause__ or "")):
+        found = re.search(r"An error occurred \((\w+)\)", text)
+        if found:
+            return found.group(1)
+    return type(exc.__cause__).__name__ if exc.__cause__ is not None else "error"

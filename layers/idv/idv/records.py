@@ -140,7 +140,10 @@ class Repository:
     """DynamoDB access to verification records; the client is injectable (default: shared, lazy)."""
 
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
-        self.table = table_name
+        from idv.config import require
+
+        # Fails before any provider call is paid for, not after (the result could not be stored).
+        self.table = require(table_name, "VERIFICATIONS_TABLE")
         self._client = dynamodb
 
     @property

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from idv import aws, checks, clock, errors, records, vault
-from idv.config import get_settings
+from idv.config import get_settings, require
 from idv.observability import logger
 from idv.provider_secret import get_provider_secrets
 
@@ -39,6 +39,7 @@ def create_upload(payload: Any) -> dict[str, Any]:
     if content_type not in CONTENT_TYPES:
         raise errors.InvalidRequest(f"content_type must be one of {', '.join(CONTENT_TYPES)}")
     person = checks.parse_person(payload, with_mobile=check == "four_factor")
+    bucket = require(settings.upload_bucket, "UPLOAD_BUCKET")
     secret = get_provider_secrets(settings.provider_secret_id)
     created = clock.now()
     verification_id = clock.new_verification_id(created)
@@ -52,7 +53,7 @@ def create_upload(payload: Any) -> dict[str, Any]:
     )
     records.Repository(settings.verifications_table).create(item)
     post = aws.client("s3").generate_presigned_post(
-        Bucket=settings.upload_bucket,
+        Bucket=bucket,
         Key=object_key(verification_id),
         Fields={"Content-Type": content_type},
         Conditions=[{"Content-Type": content_type}, ["content-length-range", MIN_UPLOAD_BYTES, MAX_UPLOAD_BYTES]],
