@@ -37,8 +37,7 @@ class LocalApi:
         class Handler(_RequestHandler):
             owner = api
 
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server((host, port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, name="local-api", daemon=True)
 
     @property
@@ -64,6 +63,13 @@ class LocalApi:
                 if route.method == method:
                     return route, {k: unquote(v) for k, v in found.groupdict().items()}, True
         return None, {}, known
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default listen backlog is 5: a burst of clients (API Gateway takes thousands) would
+    # see connection resets before the accept loop catches up.
+    request_queue_size = 512
 
 
 def _pattern(path: str) -> re.Pattern[str]:
@@ -120,6 +126,9 @@ def build_event(
 class _RequestHandler(BaseHTTPRequestHandler):
     owner: LocalApi
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; with Nagle on, the body waits for the client's delayed ACK
+    # (~40 ms on every keep-alive request). TCP_NODELAY, as API Gateway's front ends behave.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # access logs would carry query strings
         return
