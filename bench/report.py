@@ -111,3 +111,48 @@ def table(results: dict[str, Any]) -> str:
         if n == 0:
             lines.append("-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The summary and the cold-start details as Markdown tables (for docs/performance.md)."""
+    out = ["| benchmark | gateway | baseline | ratio / difference | target |", "|---|---|---|---|---|"]
+    for row in _rows(results):
+        out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+    cold = results.get("coldstart")
+    if isinstance(cold, dict) and cold.get("functions"):
+        out += [
+            "",
+            "| function | import | 1st call | cold | baseline | ratio | before (ratio) | inherent 1st-call"
+            " work | floor ratio | own cost over floor |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, f in cold["functions"].items():
+            before = f.get("other_revision")
+            out.append(
+                f"| {name} | {f['import_ms']} | {f['first_invoke_ms']} | {f['cold_ms']} | {f['baseline_cold_ms']}"
+                f" | {f['ratio']}x | {before['cold_ms'] if before else '-'}"
+                f" ({before['ratio'] if before else '-'}x) | {f.get('inherent_first_call_ms', '-')}"
+                f" | {f.get('floor_ratio', '-')}x | {f.get('own_ms', '-')} |"
+            )
+        out += [
+            "",
+            "| function | imported at start-up (top packages, ms self) | imported by the first call |",
+            "|---|---|---|",
+        ]
+        for name, it in cold.get("importtime", {}).items():
+            top = ", ".join(f"{p} {ms}" for p, ms in it["start_up"]["top_packages_ms"][:6])
+            if name == "baseline":
+                out.append(f"| baseline | {top} | - |")
+                continue
+            later = ", ".join(it.get("roots_at_invoke", []))
+            out.append(f"| {name} | {top} | {later} |")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    path = sys.argv[1] if len(sys.argv) > 1 else "bench/results.json"
+    with open(path, encoding="utf-8") as fh:
+        print(markdown(json.load(fh)))
