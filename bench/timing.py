@@ -82,7 +82,7 @@ def quiet_stdout() -> Iterator[None]:
 
 
 def sandbox_nodelay(stack: Any) -> bool:
-    """Set TCP_NODELAY on the provider sandbox's accepted sockets (a no-op if it already does).
+    """Set TCP_NODELAY on the provider sandbox's accepted sockets (harmless if it already does so).
 
     The sandbox writes a response as two segments (headers, then body); without TCP_NODELAY the second
     waits for the client's delayed ACK on a reused keep-alive connection: +40 ms per call for any
