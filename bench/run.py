@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if [s for s in only if s != "images"]:
         log("starting the local stack ...")
         stack = start_stack(worker_concurrency=5)
-        from bench import timing
 
-        results["sandbox_nodelay_workaround"] = timing.sandbox_nodelay(stack)
     try:
         for name in ("coldstart", "warm", "connections", "uploads"):
             if name in only:

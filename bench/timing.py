@@ -79,28 +79,3 @@ def quiet_stdout() -> Iterator[None]:
         os.dup2(saved, 1)
         os.close(saved)
         os.close(devnull)
-
-
-def sandbox_nodelay(stack: Any) -> bool:
-    """Set TCP_NODELAY on the provider sandbox's accepted sockets (harmless if it already does so).
-
-    The sandbox writes a response as two segments (headers, then body); without TCP_NODELAY the second
-    waits for the client's delayed ACK on a reused keep-alive connection: +40 ms per call for any
-    keep-alive client (the gateway is one), none for a new connection per call. Real providers do not
-    behave like that, so the benchmarks measure with it switched off. Returns True when applied."""
-    import socket
-
-    server = getattr(getattr(stack, "sandbox", None), "_server", None)
-    if server is None or getattr(server, "_bench_nodelay", False):
-        return False
-    original = server.get_request
-
-    def get_request() -> Any:
-        sock, addr = original()
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, addr
-
-    server.get_request = get_request
-    server._bench_nodelay = True
-    return True
