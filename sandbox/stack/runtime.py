@@ -21,6 +21,48 @@ from typing import Any
 from sandbox.stack.template import ROOT
 
 _COUNTER = itertools.count()
+_INVOCATION = threading.local()
+
+
+class _PerInvocation:
+    """A class attribute whose value belongs to the thread (the invocation) that set it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        return getattr(_INVOCATION, self.name, None)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(_INVOCATION, self.name, value)
+
+
+def isolate_invocations() -> None:
+    """Keep Powertools' per-invocation state per thread.
+
+    In Lambda an execution environment runs one invocation at a time in its own process. Here the
+    containers of every function are threads of one process, and Powertools' event handler keeps the
+    event being resolved in class attributes (`BaseRouter.current_event`, `BaseRouter.lambda_context`,
+    assigned on every `resolve`): two concurrent invocations would read each other's event (a compare
+    request answered with an upload request's body, seen under 200 concurrent requests). The two
+    attributes become per-thread, through a metaclass that routes the class-level assignment too.
+    """
+    from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+
+    if isinstance(BaseRouter.__dict__.get("current_event"), _PerInvocation):
+        return
+    names = ("current_event", "lambda_context")
+
+    class PerInvocationMeta(type(BaseRouter)):  # type: ignore[misc]
+        def __setattr__(cls, name: str, value: Any) -> None:
+            if name in names:
+                setattr(_INVOCATION, name, value)
+                return
+            super().__setattr__(name, value)
+
+    for name in names:
+        type.__setattr__(BaseRouter, name, _PerInvocation(name))
+    BaseRouter.__class__ = PerInvocationMeta
 
 
 @dataclass
@@ -72,6 +114,7 @@ class Function:
         self.invocations = 0
 
     def invoke(self, event: dict[str, Any]) -> Any:
+        isolate_invocations()
         with self._slots:
             with self._lock:
                 container = self._idle.pop() if self._idle else None
