@@ -183,7 +183,13 @@ def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackO
         return outcome  # replay: the record is final already
     if clock.now() > float(item.get("session_expires_at", 0)):
         return outcome  # expired: only the reconciler settles it
-    return confirm(item) or outcome
+    confirmed = confirm(item)
+    if confirmed is not None:
+        return confirmed
+    # Nothing changed here: the provider has no result yet, or the other callback (browser return and
+    # notify arrive together) finished the record first; answer with what is stored now.
+    current = repository.get(verification_id) or item
+    return CallbackOutcome(records.public_view(current), item.get("redirect_url"), False)
 
 
 def confirm(item: dict[str, Any], *, expire_if_unfinished: bool = False) -> CallbackOutcome | None:
