@@ -48,6 +48,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures the reliability suites and the personal-data scan recorded (tests/reliability/figures.py)."""
+    from tests.reliability import figures
+
+    lines = figures.render()
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+    figures.write()
+
+
 @pytest.fixture(scope="session")
 def stack():
     from sandbox.stack.local import LocalStack, StackOptions
