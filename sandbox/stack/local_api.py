@@ -181,6 +181,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if key.lower() not in ("content-length", "connection"):
                 self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:  # tell the client, or it may reuse a socket we are about to close
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

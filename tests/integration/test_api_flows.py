@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -173,8 +174,14 @@ def test_upload_flow_completes_and_cleans_up(api, stack, people):
         Key={"verification_id": {"S": data["verification_id"]}},
     )["Item"]
     assert "pending_data" not in item
-    listed = stack.client("s3").list_objects_v2(Bucket=stack.resource_name("UploadBucket"), Prefix="uploads/")
-    assert data["verification_id"] not in json.dumps(listed.get("Contents", []), default=str)
+    key = f"uploads/{data['verification_id']}"
+    deadline = time.monotonic() + 10  # the worker deletes the object right after finishing the record
+    while True:
+        listed = stack.client("s3").list_objects_v2(Bucket=stack.resource_name("UploadBucket"), Prefix=key)
+        if not listed.get("Contents") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not listed.get("Contents"), "the uploaded selfie was not deleted"
 
 
 def test_faceid_flow_with_forgeries(api, stack, people):
