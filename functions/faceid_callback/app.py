@@ -53,7 +53,10 @@ def browser_return(verification_id: str):
     responses=NOTIFY_RESPONSES,
 )
 def provider_notify(verification_id: str):
-    form = parse_qs(app.current_event.decoded_body or "", keep_blank_values=True)
+    try:
+        form = parse_qs(app.current_event.decoded_body or "", keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        raise faceid.InvalidCallback("the notify body is not a UTF-8 form") from None
     outcome = faceid.handle_callback(verification_id, _first(form, "response"), _first(form, "sign"))
     return api.json_response(200, {"verification_id": verification_id, "status": outcome.record["status"]})
 

@@ -2,7 +2,9 @@
 
 Records of a batch run one after another, so provider concurrency is bounded by the event source's
 MaximumConcurrency. A record whose check should be retried (rate limit, outage) is reported as a
-batch item failure: SQS redelivers it, and after five receives it moves to the DLQ.
+batch item failure: SQS redelivers it, and after five receives it moves to the DLQ. A record is not
+started when too little of the invocation is left to finish it (it goes back to the queue instead),
+so a timeout cannot cut a possibly billed check in half.
 """
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -14,7 +16,9 @@ from idv.observability import logger, tracer
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def handle_record(record: SQSRecord) -> None:
+def handle_record(record: SQSRecord, lambda_context=None) -> None:
+    if lambda_context is not None and lambda_context.get_remaining_time_in_millis() < uploads.MIN_REMAINING_MS:
+        raise uploads.NotEnoughTime("left for the next invocation")
     for bucket, key in uploads.s3_records(record.body):
         outcome = uploads.process_object(bucket, key)
         logger.info("upload processed", extra={"message_id": record.message_id, "outcome": outcome})

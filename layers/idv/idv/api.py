@@ -64,9 +64,19 @@ def problem_response(exc: errors.IdvError) -> Response:
     )
 
 
+def _parse_json_body(text: str) -> Any:
+    """json.loads whose every failure (huge numbers, deep nesting too) is a JSONDecodeError → 400."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise json.JSONDecodeError(f"unreadable JSON ({type(exc).__name__})", "", 0) from None
+
+
 def new_resolver() -> APIGatewayRestResolver:
     """A REST resolver with request validation and the error mapping installed."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_parse_json_body)
 
     @app.exception_handler(errors.IdvError)
     def _idv_error(exc: errors.IdvError) -> Response:
@@ -233,8 +243,8 @@ def settle(work: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
     def run() -> dict[str, Any]:
         try:
             return work()
-        except errors.ProviderError as exc:
-            if exc.charged is False:
+        except errors.IdvError as exc:
+            if getattr(exc, "charged", False) is False:
                 raise
             return {"status": exc.status, "body": exc.to_problem(), "problem": True}
 

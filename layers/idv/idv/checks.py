@@ -192,7 +192,18 @@ def run_check(
     count_provider_call(provider, request.check, result.charged)
     count_decision(request.check, result.decision)
     done = records.apply_result(record, result, clock.now())
-    if not _store(repository, done, created_here=stored is None):
+    try:
+        finished_here = _store(repository, done, created_here=stored is None)
+    except errors.IdvError:
+        raise
+    except Exception as exc:  # storage failed after the provider answered (and may have billed)
+        logger.exception("result not stored", extra={"verification_id": verification_id, "error": type(exc).__name__})
+        raise errors.ResultNotStored(
+            "the provider answered but the result could not be stored; replay with the same Idempotency-Key",
+            charged=result.charged,
+            verification_id=verification_id,
+        ) from None
+    if not finished_here:
         logger.info("record already finished", extra={"verification_id": verification_id})
         current = repository.get(verification_id)
         return records.public_view(current or done)

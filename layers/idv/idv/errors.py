@@ -13,6 +13,7 @@
     ├── NotFound                      404  not_found
     ├── IdempotencyKeyReused          409  idempotency_key_reused
     ├── IdempotencyInProgress         409  idempotency_in_progress (same key still running; retry)
+    ├── ResultNotStored               503  result_not_stored (provider answered, storage failed; kept for replay)
     ├── ConfigurationError            500  configuration_error (missing/malformed secret or setting; says what to fix)
     └── ProviderError                 (provider, provider_code, charged, auto_retry)
         ├── ProviderRateLimited       429  provider_rate_limited   (10011, 10012, 1006)
@@ -118,6 +119,18 @@ class IdempotencyInProgress(IdvError):
     status = 409
     code = "idempotency_in_progress"
     title = "A request with this idempotency key is in progress"
+
+
+class ResultNotStored(IdvError):
+    """The provider answered (and may have billed) but the result could not be stored."""
+
+    status = 503
+    code = "result_not_stored"
+    title = "Result could not be stored"
+
+    def __init__(self, detail: str | None = None, *, charged: bool | None, verification_id: str) -> None:
+        super().__init__(detail, verification_id=verification_id)
+        self.charged = charged
 
 
 class ConfigurationError(IdvError):

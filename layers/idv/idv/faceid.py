@@ -36,8 +36,11 @@ def check_redirect_url(url: Any, allowed_hosts: tuple[str, ...]) -> str | None:
         return None
     if not isinstance(url, str):
         raise errors.InvalidRequest("redirect_url must be a string")
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        raise errors.InvalidRequest("redirect_url is not a valid URL") from None
     secure = parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
     if not secure or not host or parts.username or parts.password:
         raise errors.InvalidRequest("redirect_url must be an https URL without credentials")
@@ -198,7 +201,7 @@ def confirm(item: dict[str, Any], *, expire_if_unfinished: bool = False) -> Call
     secret = get_provider_secrets(settings.provider_secret_id)
     repository = records.Repository(settings.verifications_table)
     verification_id = item["verification_id"]
-    threshold = float(item.get("threshold") or settings.face_score_threshold)
+    threshold = float(settings.face_score_threshold if item.get("threshold") is None else item["threshold"])
     try:
         result = checks.juhe_client().faceid_result(
             key=secret.juhe_faceid_key, jh_order_id=item["jh_order_id"], threshold=threshold

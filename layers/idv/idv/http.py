@@ -106,6 +106,12 @@ def post_json(
                 provider=provider,
                 charged=None,
             ) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise errors.ProviderTimeout(
+                f"{provider}'s answer broke off while it was read; it may have been charged, so it was not retried",
+                provider=provider,
+                charged=None,
+            ) from None
         except requests.RequestException as exc:
             raise errors.ProviderUnavailable(
                 f"request to {provider} failed ({type(exc).__name__})", provider=provider, charged=False

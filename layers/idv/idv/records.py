@@ -196,19 +196,20 @@ class Repository:
         return True
 
     def claim(self, verification_id: str, lease_seconds: int, now: float) -> bool:
-        """Take a pending record for processing unless another worker holds an unexpired claim."""
+        """Take a pending record that no worker has claimed before; False when one has.
+
+        A claim is released when an attempt fails cleanly, so a claim that is still there belongs to a
+        running worker or to one that was stopped mid-check (its charge unknown): never claimed twice.
+        """
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"verification_id": {"S": verification_id}},
                 UpdateExpression="SET claimed_until = :until",
-                ConditionExpression=(
-                    "#status = :pending AND (attribute_not_exists(claimed_until) OR claimed_until < :now)"
-                ),
+                ConditionExpression="#status = :pending AND attribute_not_exists(claimed_until)",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":until": {"N": str(int(now + lease_seconds))},
-                    ":now": {"N": str(int(now))},
                     ":pending": {"S": "pending"},
                 },
             )

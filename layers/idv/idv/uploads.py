@@ -22,6 +22,12 @@ MIN_UPLOAD_BYTES = 1024
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 UPLOAD_URL_SECONDS = 15 * 60
 CLAIM_SECONDS = 120
+# Worst case of one record: S3 + KMS + image + the provider's read timeout (10 s) + DynamoDB + events.
+MIN_REMAINING_MS = 20_000
+
+
+class NotEnoughTime(Exception):
+    """Raised before a record is started when the invocation could end during its check."""
 CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
@@ -100,14 +106,35 @@ def process_object(bucket: str, key: str) -> str:
         s3.delete_object(Bucket=bucket, Key=key)
         logger.info("upload without a pending check removed", extra={"verification_id": verification_id})
         return "orphan"
+    claimed_until = item.get("claimed_until")
+    if claimed_until is not None and float(claimed_until) < clock.now():
+        return _abandoned(item, bucket, key, repository)
     if not repository.claim(verification_id, CLAIM_SECONDS, clock.now()):
         logger.info("upload already being processed", extra={"verification_id": verification_id})
         return "busy"
     try:
         return _run(item, bucket, key, repository)
+    except errors.ResultNotStored:
+        raise  # billed, maybe: keep the claim, so a redelivery ends the record instead of paying again
     except Exception:
         repository.release(verification_id)
         raise
+
+
+def _abandoned(item: dict[str, Any], bucket: str, key: str, repository: records.Repository) -> str:
+    """An earlier attempt was stopped mid-check (e.g. the function timed out): the provider may have
+    billed it, so the check is not run again blindly; the record ends in error with an unknown charge."""
+    failed = records.apply_error(
+        item,
+        "check_interrupted",
+        "an earlier attempt was stopped while the check ran; it may have been charged, so it was not repeated",
+        None,
+        clock.now(),
+    )
+    repository.finish(failed)
+    aws.client("s3").delete_object(Bucket=bucket, Key=key)
+    logger.warning("interrupted upload check not repeated", extra={"verification_id": item["verification_id"]})
+    return "interrupted"
 
 
 def _run(item: dict[str, Any], bucket: str, key: str, repository: records.Repository) -> str:
@@ -130,7 +157,7 @@ def _run(item: dict[str, Any], bucket: str, key: str, repository: records.Reposi
         check=item["check"],
         person=person,
         consent=item.get("consent") or {},
-        threshold=float(item.get("threshold") or get_settings().face_score_threshold),
+        threshold=float(get_settings().face_score_threshold if item.get("threshold") is None else item["threshold"]),
         client_reference=item.get("client_reference"),
         image_b64=prepared.base64(),
     )
