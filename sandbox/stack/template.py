@@ -206,3 +206,33 @@ def function_environment(template: dict[str, Any], logical: str, ctx: Context) -
     own = functions(template)[logical].get("Properties", {}).get("Environment", {}).get("Variables", {})
     variables.update(own)
     return {k: str(ctx.resolve(v)) for k, v in variables.items()}
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    """One entry of an `AWS::Serverless::Api`'s `GatewayResponses` (API Gateway's own answers)."""
+
+    response_type: str  # INVALID_API_KEY, DEFAULT_5XX, ...
+    status: int | None  # None: the status of the error it answers (DEFAULT_4XX/5XX without StatusCode)
+    headers: dict[str, str]  # header name -> mapping expression ("'static'", "method.request.header.x")
+    templates: dict[str, str]  # content type -> body template ($context.* variables)
+
+
+def gateway_responses(template: dict[str, Any], api: str | None = None) -> dict[str, GatewayResponse]:
+    """The `GatewayResponses` of the REST API `api` (default: the template's first AWS::Serverless::Api)."""
+    apis = {k: v for k, v in template["Resources"].items() if v.get("Type") == "AWS::Serverless::Api"}
+    if not apis:
+        return {}
+    resource = apis[api] if api else next(iter(apis.values()))
+    found = {}
+    for kind, spec in (resource.get("Properties", {}).get("GatewayResponses") or {}).items():
+        spec = spec or {}
+        status = spec.get("StatusCode")
+        headers = (spec.get("ResponseParameters") or {}).get("Headers") or {}
+        found[kind] = GatewayResponse(
+            kind,
+            int(status) if status not in (None, "") else None,
+            {str(name): str(value) for name, value in headers.items() if not isinstance(value, dict)},
+            {str(ct): str(body) for ct, body in (spec.get("ResponseTemplates") or {}).items()},
+        )
+    return found
