@@ -1,6 +1,5 @@
 """POST /v1/portrait: Apetime portrait verification (identity + face vs the ID photo)."""
 
-
 from idv import api
 from idv.schemas import PortraitRequest, Verification
 

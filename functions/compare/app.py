@@ -1,6 +1,5 @@
 """POST /v1/compare: Juhe face vs ID photo comparison (plain or AES, by JUHE_COMPARE_MODE)."""
 
-
 from idv import api
 from idv.schemas import CompareRequest, Verification
 

@@ -5,11 +5,14 @@ anything changes; the browser is sent back to the customer's redirect_url (or sh
 """
 
 import html
+import json
+from typing import Any
 from urllib.parse import parse_qs
 
 from aws_lambda_powertools.event_handler import Response
 
-from idv import api, faceid
+from idv import api, errors, faceid, redirects
+from idv.config import get_settings
 from idv.schemas import CallbackAck
 
 app = api.new_resolver()
@@ -40,11 +43,24 @@ def browser_return(verification_id: str):
     params = app.current_event.query_string_parameters or {}
     outcome = faceid.handle_callback(verification_id, params.get("response"), params.get("sign"))
     status = outcome.record["status"]
-    if outcome.redirect_url:
-        location = faceid.browser_return_location(outcome.redirect_url, outcome.record)
+    location = _location(outcome)
+    if location:
         return Response(status_code=302, headers={"Location": location, "Cache-Control": "no-store"}, body="")
     page = PAGE.format(status=html.escape(status))
     return Response(status_code=200, content_type="text/html; charset=utf-8", body=page)
+
+
+def _location(outcome: faceid.CallbackOutcome) -> str | None:
+    """The customer's page, rebuilt from its checked parts; None (the small page) when the stored URL no
+    longer passes the rules (stored by an older release, or its host was removed from the allow list)."""
+    if not outcome.redirect_url:
+        return None
+    try:
+        return redirects.return_location(
+            outcome.redirect_url, outcome.record, allowed_hosts=get_settings().allowed_redirect_hosts
+        )
+    except errors.InvalidRequest:
+        return None
 
 
 @app.post(
@@ -53,17 +69,36 @@ def browser_return(verification_id: str):
     responses=NOTIFY_RESPONSES,
 )
 def provider_notify(verification_id: str):
-    try:
-        form = parse_qs(app.current_event.decoded_body or "", keep_blank_values=True)
-    except (UnicodeDecodeError, ValueError):
-        raise faceid.InvalidCallback("the notify body is not a UTF-8 form") from None
-    outcome = faceid.handle_callback(verification_id, _first(form, "response"), _first(form, "sign"))
+    response, sign = _notify_fields()
+    outcome = faceid.handle_callback(verification_id, response, sign)
     return api.json_response(200, {"verification_id": verification_id, "status": outcome.record["status"]})
 
 
-def _first(form: dict[str, list[str]], name: str) -> str | None:
-    values = form.get(name)
-    return values[0] if values else None
+def _notify_fields() -> tuple[str | None, str | None]:
+    """`response` and `sign` of a notify: the document defines no method, media type or fields, so a
+    form body, a JSON body and the query string are all read (the signature decides what counts)."""
+    event = app.current_event
+    try:
+        text = event.decoded_body or ""
+    except (UnicodeDecodeError, ValueError):
+        raise errors.InvalidCallback("the notify body is not UTF-8") from None
+    fields: dict[str, Any] = {}
+    if text.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise errors.InvalidCallback("the notify body is not valid JSON") from None
+        fields = parsed if isinstance(parsed, dict) else {}
+    elif text:
+        try:
+            fields = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True, strict_parsing=False).items()}
+        except ValueError:
+            raise errors.InvalidCallback("the notify body is not a form") from None
+    query = event.query_string_parameters or {}
+    response = fields.get("response", query.get("response"))
+    if isinstance(response, dict):  # a JSON body may carry the response as an object, not a string
+        response = None
+    return response, fields.get("sign", query.get("sign"))
 
 
 lambda_handler = api.http_handler(app)

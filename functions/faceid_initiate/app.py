@@ -1,6 +1,5 @@
 """POST /v1/faceid/sessions: start a Juhe H5 liveness session and return its verify_url."""
 
-
 from idv import api, faceid
 from idv.schemas import FaceIdSession, FaceIdSessionRequest
 
@@ -13,13 +12,10 @@ app = api.new_resolver()
     responses=api.responses(FaceIdSession, "The pending session", status=201),
 )
 def create_session(body: FaceIdSessionRequest):
-    payload = app.current_event.json_body
     base = api.base_url(app)
-
-    def work() -> dict:
-        return {"status": 201, "body": faceid.start_session(payload, base)}
-
-    return api.answer(api.idempotent_route(app, "faceid", payload, api.settle(work)))
+    return api.post_route(
+        app, "faceid", lambda payload, key, lease: faceid.start_session(payload, base, key=key, lease=lease)
+    )
 
 
 lambda_handler = api.http_handler(app)

@@ -1,6 +1,5 @@
 """POST /v1/four-factor: Juhe four-factor check (name, ID number, mobile, face)."""
 
-
 from idv import api
 from idv.schemas import FourFactorRequest, Verification
 

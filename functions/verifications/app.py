@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from idv import api, aws, clock, errors, records, uploads
+from idv import api, claims, clock, erasure, errors, records, uploads
 from idv.config import get_settings
 from idv.schemas import UploadRequest, UploadTicket, Verification
 
@@ -18,6 +18,9 @@ def get_verification(verification_id: str):
     item = _repository().get(verification_id) if clock.is_verification_id(verification_id) else None
     if item is None:
         raise errors.NotFound("no such verification")
+    if claims.stranded(item) and "pending_data" not in item:  # upload claims are the worker's to settle
+        claims.settle_interrupted(item)
+        item = _repository().get(verification_id) or item
     return api.json_response(200, records.public_view(item))
 
 
@@ -27,10 +30,8 @@ def get_verification(verification_id: str):
     responses={204: {"description": "Erased (record and any uploaded object)"}, **api.problems(404, 422, 500)},
 )
 def delete_verification(verification_id: str):
-    item = _repository().delete(verification_id) if clock.is_verification_id(verification_id) else None
-    if item is None:
+    if not clock.is_verification_id(verification_id) or not erasure.erase_verification(verification_id):
         raise errors.NotFound("no such verification")
-    aws.client("s3").delete_object(Bucket=get_settings().upload_bucket, Key=uploads.object_key(verification_id))
     return Response(status_code=204, body="")
 
 
@@ -40,12 +41,9 @@ def delete_verification(verification_id: str):
     responses=api.responses(UploadTicket, "The upload ticket", status=201),
 )
 def create_upload(body: UploadRequest):
-    payload = app.current_event.json_body
-
-    def work() -> dict:
-        return {"status": 201, "body": uploads.create_upload(payload)}
-
-    return api.answer(api.idempotent_route(app, "upload", payload, work))
+    return api.post_route(
+        app, "upload", lambda payload, key, lease: uploads.create_upload(payload, key=key, lease=lease)
+    )
 
 
 lambda_handler = api.http_handler(app)

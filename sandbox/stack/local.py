@@ -1,5 +1,6 @@
 """The whole embedded default in one object: moto server + template resources + provider sandbox +
-local API + the upload queue poller + the reconciler schedule, with the same environment as in AWS.
+local API + the upload queue poller + the table stream poller (the outbox → event_publisher) + the
+reconciler schedule, with the same environment as in AWS.
 
     with LocalStack().start() as stack:
         requests.post(f"{stack.api_url}/v1/compare", headers={"x-api-key": stack.api_key}, json=...)
@@ -7,7 +8,8 @@ local API + the upload queue poller + the reconciler schedule, with the same env
 Differences from AWS, all deliberate: the emulator speaks plain HTTP (the bucket's TLS-only policy
 statement is not applied), a failed queue message becomes visible again after
 `retry_visibility_seconds` instead of the queue's visibility timeout, and the reconciler runs every
-`schedule_seconds` (None: only when `run_reconciler()` is called).
+`schedule_seconds` (None: only when `run_reconciler()` is called), and a stream record whose
+function failed is retried after `stream_retry_seconds` (Lambda backs off up to a minute).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class StackOptions:
     allowed_redirect_hosts: str = "127.0.0.1,localhost"
     schedule_seconds: float | None = None
     retry_visibility_seconds: int = 1
+    stream_retry_seconds: float = 0.2
     worker_concurrency: int = 2
     function_concurrency: int = 8
     stack_name: str = "idv-local"
@@ -59,14 +62,13 @@ def sandbox_secret(config: Any) -> dict[str, str]:
 
 def reset_layer_caches() -> None:
     """Forget per-container caches of the layer (settings, clients, secret) after the env changed."""
-    from idv import api, aws, checks, config, provider_secret
+    from idv import aws, checks, config, provider_secret
 
     config.get_settings.cache_clear()
     aws.reset()
     provider_secret.secrets_provider.cache_clear()
     checks.juhe_client.cache_clear()
     checks.apetime_client.cache_clear()
-    api._idempotent_runner.cache_clear()
 
 
 class LocalStack:
@@ -126,6 +128,8 @@ class LocalStack:
             AllowedRedirectHosts=self.options.allowed_redirect_hosts,
         )
         env = tpl.function_environment(self.template, next(iter(self.functions)), self.context)
+        for logical in self.functions:  # one process holds every container: their own variables don't clash
+            env.update(tpl.function_environment(self.template, logical, self.context))
         env.update(
             POWERTOOLS_TRACE_DISABLED="true",
             POWERTOOLS_METRICS_NAMESPACE=env.get("POWERTOOLS_METRICS_NAMESPACE", "IdvGateway"),
@@ -140,6 +144,8 @@ class LocalStack:
         reset_layer_caches()
         self.api.start()
         self._start_thread(self._poll_uploads, "upload-poller", self.options.worker_concurrency)
+        for mapping in stream_mappings(self.template, self.context):
+            self._start_thread(lambda m=mapping: self._poll_stream(m), f"stream-{mapping.function}", 1)
         if self.options.schedule_seconds:
             self._start_thread(self._schedule, "reconciler", 1)
         return self
@@ -204,6 +210,69 @@ class LocalStack:
             except Exception:  # keep the schedule alive, as EventBridge would
                 logging.getLogger(__name__).exception("reconciler run failed")
 
+    def _poll_stream(self, mapping: StreamMapping) -> None:
+        """Drive a function from a table's stream like Lambda's DynamoDB event source: in order, filtered,
+        a failed batch retried from its first failed record, then sent to the on-failure queue."""
+        streams = self.client("dynamodbstreams")
+        function = self.functions[mapping.function]
+        shard = streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=mapping.stream_arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        pending: list[dict[str, Any]] = []
+        attempts = 0
+        while not self._stop.is_set():
+            if not pending:
+                try:
+                    answer = streams.get_records(ShardIterator=iterator, Limit=mapping.batch_size)
+                except Exception:
+                    if self._stop.wait(0.5):
+                        return
+                    continue
+                iterator = answer.get("NextShardIterator") or iterator
+                pending = [
+                    {**r, "eventSourceARN": mapping.stream_arn}
+                    for r in answer.get("Records", [])
+                    if not mapping.patterns or any(matches(p, r) for p in mapping.patterns)
+                ]
+                attempts = 0
+                if not pending:
+                    self._stop.wait(0.1)
+                    continue
+            try:
+                result = function.invoke({"Records": pending}) or {}
+                failed = [f["itemIdentifier"] for f in result.get("batchItemFailures", [])]
+            except Exception:
+                logging.getLogger(__name__).exception("stream function invocation failed")
+                failed = [pending[0]["dynamodb"]["SequenceNumber"]]
+            if not failed:
+                pending = []
+                continue
+            attempts += 1
+            first = min(int(seq) for seq in failed)
+            pending = [r for r in pending if int(r["dynamodb"]["SequenceNumber"]) >= first]
+            if 0 <= mapping.max_retries < attempts:
+                self._stream_failed(mapping, pending)
+                pending = []
+                continue
+            self._stop.wait(self.options.stream_retry_seconds)
+
+    def _stream_failed(self, mapping: StreamMapping, records: list[dict[str, Any]]) -> None:
+        """What Lambda sends to the on-failure destination: where the records are, not the records."""
+        if mapping.on_failure_queue is None or not records:
+            return
+        sequence = [r["dynamodb"]["SequenceNumber"] for r in records]
+        body = {
+            "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": mapping.function},
+            "DDBStreamBatchInfo": {
+                "streamArn": mapping.stream_arn,
+                "startSequenceNumber": sequence[0],
+                "endSequenceNumber": sequence[-1],
+                "batchSize": len(records),
+            },
+        }
+        self.client("sqs").send_message(QueueUrl=mapping.on_failure_queue, MessageBody=json.dumps(body))
+
     def _poll_uploads(self) -> None:
         """Drive upload_worker from the queue like Lambda's SQS event source (partial batch failures)."""
         sqs = self.client("sqs")
@@ -237,6 +306,53 @@ class LocalStack:
                     )
                 else:
                     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@dataclass
+class StreamMapping:
+    """A DynamoDB event source mapping of the template (stream → function, filter, retries, DLQ)."""
+
+    function: str
+    stream_arn: str
+    batch_size: int
+    max_retries: int
+    patterns: list[dict[str, Any]]
+    on_failure_queue: str | None
+
+
+def stream_mappings(template: dict[str, Any], context: tpl.Context) -> list[StreamMapping]:
+    found = []
+    for logical, resource in tpl.functions(template).items():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") != "DynamoDB":
+                continue
+            props = event["Properties"]
+            filters = (props.get("FilterCriteria") or {}).get("Filters", [])
+            destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+            queue = None
+            if destination is not None:
+                arn = context.resolve(destination)
+                queue = next(context.physical[k] for k, v in context.arns.items() if v == arn)
+            found.append(
+                StreamMapping(
+                    function=logical,
+                    stream_arn=context.resolve(props["Stream"]),
+                    batch_size=int(props.get("BatchSize", 100)),
+                    max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                    patterns=[json.loads(f["Pattern"]) for f in filters],
+                    on_failure_queue=queue,
+                )
+            )
+    return found
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """EventBridge-style matching as Lambda's filter criteria use it (lists of exact values, nesting)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(matches(p, value.get(k)) for k, p in pattern.items())
+    if isinstance(pattern, list):
+        return value in pattern
+    return pattern == value
 
 
 def _sqs_record(message: dict[str, Any], arn: str) -> dict[str, Any]:

@@ -127,7 +127,12 @@ def _table(name: str, props: dict[str, Any], ctx: Context, clients: Any, _s: dic
         kwargs["SSESpecification"] = {"Enabled": True, "SSEType": sse.get("SSEType", "KMS")}
         if sse.get("KMSMasterKeyId"):
             kwargs["SSESpecification"]["KMSMasterKeyId"] = sse["KMSMasterKeyId"]
+    stream = ctx.resolve(props.get("StreamSpecification"))
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     description = ddb.create_table(**kwargs)["TableDescription"]
+    if stream:
+        ctx.arns[f"{name}.StreamArn"] = description["LatestStreamArn"]
     ttl = ctx.resolve(props.get("TimeToLiveSpecification"))
     if ttl and ttl.get("Enabled"):
         ddb.update_time_to_live(

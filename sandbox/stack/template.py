@@ -120,6 +120,8 @@ class Context:
                 logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
                 if attribute == "Arn":
                     return self.arns[logical]
+                if f"{logical}.{attribute}" in self.arns:  # e.g. a table's StreamArn
+                    return self.arns[f"{logical}.{attribute}"]
                 return self.physical[logical]
             if key == "Fn::Sub":
                 text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))

@@ -1,32 +1,28 @@
 """API plumbing shared by the HTTP functions: the resolver, problem+json errors, Idempotency-Key.
 
 Every error leaves as `application/problem+json` with a stable `code`; unexpected exceptions become a
-500 `internal_error` whose body carries no trace. `Idempotency-Key` is handled with Powertools
-idempotency on a fingerprint (HMAC of the body), so a replay returns the first answer without a
-provider call and the same key with another body is a 409 `idempotency_key_reused`.
+500 `internal_error` whose body carries no trace (a storage failure is 503 `storage_unavailable`).
+`Idempotency-Key` goes with the claim of the claim → call → finish path (`idv.idempotency`,
+`idv.claims`): a replay returns the first answer without a provider call, and the same key with
+another body is a 409 `idempotency_key_reused`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import time
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from idv import aws, errors
+from idv import errors, idempotency
 from idv.config import get_settings
+from idv.idempotency import Answer, Key
 from idv.observability import logger
 
 PROBLEM_JSON = "application/problem+json"
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-IN_PROGRESS_WAIT_SECONDS = 25.0
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"description": title, "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
@@ -34,12 +30,13 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (400, "Malformed request"),
         (404, "Not found"),
         (409, "Idempotency key reused or in progress"),
+        (410, "The verification this Idempotency-Key made was erased"),
         (413, "Image too large"),
         (422, "Invalid input (ID number, mobile, name, consent, image)"),
         (429, "Provider rate limit"),
         (500, "Gateway misconfigured"),
         (502, "Provider rejected the request"),
-        (503, "Provider unavailable"),
+        (503, "Provider or storage unavailable, result not stored, or check interrupted"),
         (504, "Provider timed out"),
     )
 }
@@ -104,6 +101,11 @@ def new_resolver() -> APIGatewayRestResolver:
                 "gateway misconfigured", extra={"code": misconfigured.code, "detail": misconfigured.detail}
             )
             return problem_response(misconfigured)
+        from idv.claims import is_storage_error
+
+        if is_storage_error(exc):
+            logger.warning("storage unavailable", extra={"error": type(exc).__name__})
+            return problem_response(errors.StorageUnavailable("storage is unavailable; retry shortly"))
         logger.exception("unexpected error", extra={"error": type(exc).__name__})
         return problem_response(errors.IdvError("an unexpected error occurred; it has been logged"))
 
@@ -156,108 +158,33 @@ def aws_configuration_error(exc: BaseException) -> errors.ConfigurationError | N
     )
 
 
-def header(app: APIGatewayRestResolver, name: str) -> str | None:
-    """A request header, case-insensitively."""
-    headers = app.current_event.headers or {}
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
+def idempotency_key(app: APIGatewayRestResolver, scope: str, payload: Any) -> Key | None:
+    """The stored form of the request's Idempotency-Key header (None when it has none)."""
+    from idv.provider_secret import get_provider_secrets
+
+    value = app.current_event.headers.get("Idempotency-Key")  # case-insensitive in Powertools v3
+    if value is None:
+        return None
+    hmac_key = get_provider_secrets(get_settings().provider_secret_id).pii_hmac_key
+    return idempotency.key_for(scope, value, payload, hmac_key)
 
 
-def fingerprint(payload: Any, key: str) -> str:
-    """HMAC of the canonical request body: compares bodies without storing a hash of raw personal data."""
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hmac.new(key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
-
-
-@cache
-def _idempotent_runner() -> tuple[Callable[..., dict[str, Any]], Any]:
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
-    from aws_lambda_powertools.utilities.idempotency.persistence.dynamodb import DynamoDBPersistenceLayer
-
-    settings = get_settings()
-    if not settings.idempotency_table:
-        raise errors.ConfigurationError("environment variable IDEMPOTENCY_TABLE is not set")
-    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=aws.client("dynamodb"))
-    config = IdempotencyConfig(
-        event_key_jmespath="key",
-        payload_validation_jmespath="fingerprint",
-        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-    )
-
-    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
-    def run(request: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        return work()
-
-    return run, config
-
-
-def run_idempotent(
-    *,
-    scope: str,
-    key: str | None,
-    payload: Any,
-    hmac_key: str,
-    work: Callable[[], dict[str, Any]],
-    lambda_context: Any = None,
-) -> dict[str, Any]:
-    """`work()` once per (scope, key); replays return the stored answer.
-
-    `work` returns {"status": int, "body": ...}. Errors that cannot have been charged are raised (and
-    the key stays free to retry); answers after which a charge is possible are stored and replayed.
-    """
-    if key is None:
-        return work()
-    if not 1 <= len(key) <= 255:
-        raise errors.InvalidRequest("the Idempotency-Key header must be 1–255 characters")
-    from aws_lambda_powertools.utilities.idempotency.exceptions import (
-        IdempotencyAlreadyInProgressError,
-        IdempotencyValidationError,
-    )
-
-    request = {"key": f"{scope}:{key}", "fingerprint": fingerprint(payload, hmac_key)}
-    deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
-    runner, config = _idempotent_runner()
-    if lambda_context is not None:
-        config.register_lambda_context(lambda_context)  # in-progress records expire with the invocation
-    while True:
-        try:
-            return runner(request=request, work=work)
-        except IdempotencyValidationError:
-            raise errors.IdempotencyKeyReused(
-                "this Idempotency-Key was already used with a different request body"
-            ) from None
-        except IdempotencyAlreadyInProgressError:
-            if time.monotonic() >= deadline:
-                raise errors.IdempotencyInProgress(
-                    "a request with this Idempotency-Key is still running; retry shortly"
-                ) from None
-            time.sleep(0.1)
-
-
-def settle(work: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
-    """Wrap a check so ambiguous-charge provider failures become stored answers instead of exceptions."""
-
-    def run() -> dict[str, Any]:
-        try:
-            return work()
-        except errors.IdvError as exc:
-            if getattr(exc, "charged", False) is False:
-                raise
-            return {"status": exc.status, "body": exc.to_problem(), "problem": True}
-
-    return run
-
-
-def answer(result: dict[str, Any]) -> Response:
-    """The HTTP response for a (possibly replayed) stored answer."""
-    if result.get("problem"):
+def answer(result: Answer) -> Response:
+    """The HTTP response of a (possibly replayed) answer."""
+    if result.problem:
         return Response(
-            status_code=result["status"], content_type=PROBLEM_JSON, body=json.dumps(result["body"], ensure_ascii=False)
+            status_code=result.status, content_type=PROBLEM_JSON, body=json.dumps(result.body, ensure_ascii=False)
         )
-    return json_response(result["status"], result["body"])
+    return json_response(result.status, result.body)
+
+
+def post_route(app: APIGatewayRestResolver, scope: str, run: Callable[[Any, Key | None, float], Answer]) -> Response:
+    """Every POST route that creates a verification: `run(payload, key, lease)` once per Idempotency-Key."""
+    from idv import claims
+
+    payload = app.current_event.json_body
+    key = idempotency_key(app, scope, payload)
+    return answer(run(payload, key, claims.lease_seconds(app.lambda_context)))
 
 
 def responses(
@@ -285,31 +212,13 @@ def base_url(app: APIGatewayRestResolver) -> str:
 
 
 def run_check_route(app: APIGatewayRestResolver, check: str) -> Response:
-    """A synchronous check route: validate, run once per Idempotency-Key, answer the record."""
+    """A synchronous check route: validate, then claim → call → finish once per Idempotency-Key."""
     from idv import checks
 
-    payload = app.current_event.json_body
+    def run(payload: Any, key: Key | None, lease: float) -> Answer:
+        return checks.run_check(checks.parse_check_request(check, payload), key=key, lease=lease)
 
-    def work() -> dict[str, Any]:
-        request = checks.parse_check_request(check, payload)
-        return {"status": 200, "body": checks.run_check(request)}
-
-    return answer(idempotent_route(app, check, payload, settle(work)))
-
-
-def idempotent_route(
-    app: APIGatewayRestResolver, scope: str, payload: Any, work: Callable[[], dict[str, Any]]
-) -> dict[str, Any]:
-    """`work()` under the request's Idempotency-Key header, when it has one."""
-    from idv.provider_secret import get_provider_secrets
-
-    key = header(app, "Idempotency-Key")
-    if key is None:
-        return work()
-    hmac_key = get_provider_secrets(get_settings().provider_secret_id).pii_hmac_key
-    return run_idempotent(
-        scope=scope, key=key, payload=payload, hmac_key=hmac_key, work=work, lambda_context=app.lambda_context
-    )
+    return post_route(app, check, run)
 
 
 def http_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:

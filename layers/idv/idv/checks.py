@@ -1,8 +1,9 @@
-"""Running a check end to end: validate → prepare the image → call the provider → store → publish.
+"""Running a check: validate → prepare the image → claim → call the provider → finish (`idv.claims`).
 
 Used by the synchronous API functions and by the upload worker, so both behave the same. Input is
 refused before anything is paid for; a provider failure after the request left is stored as an
-`error` record (with what is known about the charge) and raised with the verification id attached.
+`error` record (with what is known about the charge) whose answer carries the verification id.
+The `Verification Completed` event leaves through the table's stream (the outbox), not from here.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from idv import clock, errors, events, privacy, records, validation
+from idv import claims, clock, errors, privacy, records, validation
 from idv.config import Settings, get_settings
+from idv.idempotency import Answer, Key
 from idv.observability import count_decision, count_provider_call, logger
 from idv.provider_secret import ProviderSecrets, get_provider_secrets
 
@@ -153,82 +155,86 @@ def pending_record(
     return record
 
 
-def run_check(
-    request: CheckRequest, *, verification_id: str | None = None, stored: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Run one check and return its public record.
-
-    Without `stored`, the record is created here (synchronous API). With `stored` (the upload worker's
-    pending item), the pending record is finished with a conditional write.
-    """
+def run_check(request: CheckRequest, *, key: Key | None = None, lease: float = 30.0) -> Answer:
+    """A synchronous check: claim (with the Idempotency-Key, if any), call once, finish; the answer."""
     settings = get_settings()
     secret = get_provider_secrets(settings.provider_secret_id)
     created = clock.now()
-    verification_id = verification_id or clock.new_verification_id(created)
-    record = stored or pending_record(request, verification_id, secret, created)
-    repository = records.Repository(settings.verifications_table)
+    record = pending_record(request, clock.new_verification_id(created), secret, created)
+    claimed = claims.begin(record, key, lease=lease)
+    if isinstance(claimed, Answer):
+        return claimed  # a replay: the key's stored answer
+    done = call_check(request, record, secret, settings)
+    settled = claims.finish(claimed, done)
+    if settled.here:
+        log_outcome(request.check, done.record)
+    return settled.answer
+
+
+def call_check(
+    request: CheckRequest, record: dict[str, Any], secret: ProviderSecrets, settings: Settings
+) -> claims.Finish:
+    """Call the provider once for a claimed record; the record's terminal state and the answer."""
+    verification_id = record["verification_id"]
     provider = PROVIDER_OF[request.check]
     try:
         result = call_provider(request, verification_id, secret, settings)
     except (errors.ProviderError, errors.InvalidInput) as exc:
         charged = exc.charged if isinstance(exc, errors.ProviderError) else False
         count_provider_call(provider, request.check, charged)
-        if stored is not None and worth_redelivery(exc):
-            raise  # the upload worker lets the queue retry; the record stays pending
-        failed = records.apply_error(record, exc.code, exc.detail, charged, clock.now())
-        _store(repository, failed, created_here=stored is None)
+        return failed_finish(record, exc, charged)
+    except Exception as exc:  # a bug or an answer no parser expected, after the request may have left
+        logger.exception("provider answer not usable", extra={"verification_id": verification_id})
+        count_provider_call(provider, request.check, None)
+        unusable = errors.ProviderUnavailable(
+            f"the provider's answer could not be used ({type(exc).__name__}); its charge is unknown",
+            provider=provider,
+            charged=None,
+        )
+        return failed_finish(record, unusable, None)
+    count_provider_call(provider, request.check, result.charged)
+    done = records.apply_result(record, result, clock.now())
+    return claims.Finish(done, Answer(200, records.public_view(done)))
+
+
+def failed_finish(record: dict[str, Any], exc: errors.IdvError, charged: bool | None) -> claims.Finish:
+    """An `error` record for a failed call; its answer is the problem, with the verification id.
+
+    A failure that cost nothing frees the Idempotency-Key (a retry with it runs the check again).
+    """
+    failed = records.apply_error(record, exc.code, exc.detail, charged, clock.now())
+    exc.extra["verification_id"] = record["verification_id"]
+    return claims.Finish(failed, Answer.of_error(exc), keep_key=charged is not False)
+
+
+def log_outcome(check: str, record: dict[str, Any]) -> None:
+    """Metrics and the log line of a record this invocation ended (counted once, by the one that ended it)."""
+    if record.get("status") == "completed":
+        count_decision(check, record.get("decision"))
+        logger.info(
+            "check completed",
+            extra={
+                "verification_id": record["verification_id"],
+                "check": check,
+                "decision": record.get("decision"),
+                "reasons": list(record.get("reasons") or ()),
+                "charged": record.get("charged"),
+            },
+        )
+    else:
+        error = record.get("error") or {}
         logger.warning(
             "check failed",
             extra={
-                "verification_id": verification_id,
-                "check": request.check,
-                "code": exc.code,
-                "provider_code": getattr(exc, "provider_code", None),
-                "charged": charged,
+                "verification_id": record["verification_id"],
+                "check": check,
+                "code": error.get("code"),
+                "charged": record.get("charged"),
             },
         )
-        exc.extra["verification_id"] = verification_id
-        raise
-    count_provider_call(provider, request.check, result.charged)
-    count_decision(request.check, result.decision)
-    done = records.apply_result(record, result, clock.now())
-    try:
-        finished_here = _store(repository, done, created_here=stored is None)
-    except errors.IdvError:
-        raise
-    except Exception as exc:  # storage failed after the provider answered (and may have billed)
-        logger.exception("result not stored", extra={"verification_id": verification_id, "error": type(exc).__name__})
-        raise errors.ResultNotStored(
-            "the provider answered but the result could not be stored; replay with the same Idempotency-Key",
-            charged=result.charged,
-            verification_id=verification_id,
-        ) from None
-    if not finished_here:
-        logger.info("record already finished", extra={"verification_id": verification_id})
-        current = repository.get(verification_id)
-        return records.public_view(current or done)
-    public = records.public_view(done)
-    events.publish_completed(public, settings.event_bus_name)
-    logger.info(
-        "check completed",
-        extra={
-            "verification_id": verification_id,
-            "check": request.check,
-            "decision": result.decision,
-            "reasons": list(result.reasons),
-            "charged": result.charged,
-        },
-    )
-    return public
 
 
-def worth_redelivery(exc: Exception) -> bool:
+def worth_redelivery(record: dict[str, Any]) -> bool:
     """A failure that cost nothing and may pass later (rate limit, outage): retry rather than finish."""
-    return isinstance(exc, (errors.ProviderRateLimited, errors.ProviderUnavailable)) and exc.charged is False
-
-
-def _store(repository: records.Repository, record: dict[str, Any], *, created_here: bool) -> bool:
-    if created_here:
-        repository.create(record)
-        return True
-    return repository.finish(record)
+    error = record.get("error") or {}
+    return record.get("charged") is False and error.get("code") in ("provider_rate_limited", "provider_unavailable")

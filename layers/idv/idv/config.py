@@ -29,6 +29,8 @@ class Settings:
     # PROVIDER_READ_TIMEOUT_SECONDS (optional): one read timeout for every provider call instead of the
     # clients' per-API defaults (Juhe 10 s / FaceID 5 s, Apetime 10 s). Unset keeps the defaults.
     provider_read_timeout: float | None = None
+    # UPLOAD_QUEUE_URL (upload worker only): where a deferred message or a handed-off result is re-queued.
+    upload_queue_url: str = ""
 
     @property
     def retention_seconds(self) -> int:
@@ -66,6 +68,7 @@ def settings_from_env() -> Settings:
         retention_days=int(_number("RETENTION_DAYS", "30", int, 1, 3650)),
         public_base_url=env.get("PUBLIC_BASE_URL", "").strip().rstrip("/"),
         allowed_redirect_hosts=hosts,
+        upload_queue_url=env.get("UPLOAD_QUEUE_URL", "").strip(),
         provider_read_timeout=(
             float(_number("PROVIDER_READ_TIMEOUT_SECONDS", "", float, 0.1, 60))
             if env.get("PROVIDER_READ_TIMEOUT_SECONDS", "").strip()

@@ -7,17 +7,24 @@
     │   ├── InvalidName               422  invalid_name
     │   ├── ConsentRequired           422  consent_required
     │   ├── InvalidRequest            400  invalid_request (malformed JSON, missing / wrong-typed field)
+    │   ├── InvalidCallback           400  invalid_callback (FaceID return/notify: bad signature, foreign order)
     │   └── ImageError                422  image_unreadable
     │       ├── ImageTooSmall         422  image_too_small
     │       └── ImageTooLarge         413  image_too_large (bytes or pixels: decompression bomb)
     ├── NotFound                      404  not_found
     ├── IdempotencyKeyReused          409  idempotency_key_reused
     ├── IdempotencyInProgress         409  idempotency_in_progress (same key still running; retry)
-    ├── ResultNotStored               503  result_not_stored (provider answered, storage failed; kept for replay)
+    ├── VerificationErased            410  verification_erased (the request's record was erased; nothing replayed)
+    ├── ResultNotStored               503  result_not_stored (provider answered, storage failed; result in the body)
+    ├── CheckInterrupted              503  check_interrupted (an earlier attempt may have been charged; not repeated)
+    ├── StorageUnavailable            503  storage_unavailable (storage failed before any provider call)
     ├── ConfigurationError            500  configuration_error (missing/malformed secret or setting; says what to fix)
     └── ProviderError                 (provider, provider_code, charged, auto_retry)
         ├── ProviderRateLimited       429  provider_rate_limited   (10011, 10012, 1006)
         ├── ProviderUnavailable       503  provider_unavailable    (maintenance, 5xx, non-JSON, connect failure, ...)
+        │   └── ProviderAnswerMalformed 503 provider_unavailable  (answered, but not in the documented shape, or a
+        │                                                          number DynamoDB cannot hold: unusable, never retried
+        │                                                          for the same session; charged from the body)
         ├── ProviderTimeout           504  provider_timeout        (read timeout: may have been charged, never retried)
         └── ProviderRejected          502  provider_rejected       (credentials, permissions, parameters we sent)
 
@@ -87,6 +94,12 @@ class InvalidRequest(InvalidInput):
     title = "Invalid request"
 
 
+class InvalidCallback(InvalidInput):
+    status = 400
+    code = "invalid_callback"
+    title = "Invalid FaceID callback"
+
+
 class ImageError(InvalidInput):
     code = "image_unreadable"
     title = "Image unreadable"
@@ -121,16 +134,50 @@ class IdempotencyInProgress(IdvError):
     title = "A request with this idempotency key is in progress"
 
 
+class VerificationErased(IdvError):
+    status = 410
+    code = "verification_erased"
+    title = "Verification erased"
+
+
 class ResultNotStored(IdvError):
-    """The provider answered (and may have billed) but the result could not be stored."""
+    """The provider answered (and may have billed) but the result could not be stored.
+
+    The problem carries the verification id and, when the result was computed, the public record
+    (`verification`) so the client holds what was paid for even though storage failed.
+    """
 
     status = 503
     code = "result_not_stored"
     title = "Result could not be stored"
 
-    def __init__(self, detail: str | None = None, *, charged: bool | None, verification_id: str) -> None:
-        super().__init__(detail, verification_id=verification_id)
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        charged: bool | None,
+        verification_id: str,
+        verification: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, verification_id=verification_id, verification=verification)
         self.charged = charged
+
+
+class CheckInterrupted(IdvError):
+    """A claim was found whose provider call may have happened (a crash, a timeout, a storage outage
+    right after the call): it is never called again, and this is its stored answer."""
+
+    status = 503
+    code = "check_interrupted"
+    title = "Check interrupted"
+
+
+class StorageUnavailable(IdvError):
+    """Storage failed before anything was sent to a provider: nothing was charged; retry."""
+
+    status = 503
+    code = "storage_unavailable"
+    title = "Storage unavailable"
 
 
 class ConfigurationError(IdvError):
@@ -172,6 +219,13 @@ class ProviderUnavailable(ProviderError):
     status = 503
     code = "provider_unavailable"
     title = "Provider unavailable"
+
+
+class ProviderAnswerMalformed(ProviderUnavailable):
+    """The provider answered, but not in the documented shape (a missing or odd field, a number DynamoDB
+    cannot hold): the answer cannot be used. Same status and problem code as ProviderUnavailable, so
+    existing handlers keep working; a caller that must settle rather than wait (the FaceID reconciler)
+    catches this class. `charged` says what the body says about billing."""
 
 
 class ProviderTimeout(ProviderError):

@@ -2,70 +2,63 @@
 
 Nothing from the browser is trusted: the callback must carry a valid `sign` (md5(response + key),
 compared in constant time) for the stored `jh_order_id`, and even then the result is fetched from
-`faceid/search`. A session moves from pending to completed or expired exactly once (conditional
-write); a forged, replayed or expired callback changes nothing.
+`faceid/search`. A session moves from pending to completed, error or expired exactly once
+(conditional write); a forged, replayed or expired callback changes nothing.
+
+Money: the start goes claim → call → finish like every check (`idv.claims`). One session gets at
+most one `faceid/search` at a time and at most `MAX_SEARCHES` in all: the browser return, the
+notify, a double click and the reconciler share one search lease (`search_until`/`search_token`,
+`search_count`); whoever loses it answers from the record (a callback waits a few seconds for the
+winner). The reconciler looks at a session when it is due (`reconcile_at`: 10 and 20 minutes after
+the start, then once after its 30 minutes), isolates sessions from each other, and ends a session
+whose search answer cannot be used as `error`.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from idv import checks, clock, errors, events, privacy, records
+from idv import checks, claims, clock, errors, records, redirects
 from idv.config import get_settings
-from idv.observability import count_decision, count_provider_call, logger
+from idv.idempotency import Answer, Key
+from idv.observability import count_provider_call, logger
 from idv.provider_secret import get_provider_secrets
 
 SESSION_SECONDS = 30 * 60
-# Plain http is accepted only for loopback hosts (local development, as OAuth allows: RFC 8252 §7.3),
-# and only when such a host is on ALLOWED_REDIRECT_HOSTS.
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-class InvalidCallback(errors.InvalidInput):
-    status = 400
-    code = "invalid_callback"
-    title = "Invalid FaceID callback"
-
-
-def check_redirect_url(url: Any, allowed_hosts: tuple[str, ...]) -> str | None:
-    """The customer's return URL: https and on ALLOWED_REDIRECT_HOSTS (exact host or `.suffix`)."""
-    if url is None or url == "":
-        return None
-    if not isinstance(url, str):
-        raise errors.InvalidRequest("redirect_url must be a string")
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        raise errors.InvalidRequest("redirect_url is not a valid URL") from None
-    secure = parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS)
-    if not secure or not host or parts.username or parts.password:
-        raise errors.InvalidRequest("redirect_url must be an https URL without credentials")
-    if not any(host == h or (h.startswith(".") and host.endswith(h)) for h in allowed_hosts):
-        raise errors.InvalidRequest(
-            "redirect_url host is not allowed; add it to the AllowedRedirectHosts parameter (ALLOWED_REDIRECT_HOSTS)"
-        )
-    return url
+SEARCH_LEASE_SECONDS = 15  # faceid/search's read timeout (5 s) and margin: a crashed searcher's lease ends
+MAX_SEARCHES = 6  # per session, callbacks and reconciler together
+RECONCILE_FIRST_SECONDS = 10 * 60  # the reconciler's first look after the start
+RECONCILE_EVERY_SECONDS = 10 * 60
+RECONCILE_GRACE_SECONDS = 60  # the one look after the 30 minutes
+CALLBACK_WAIT_SECONDS = 8.0  # a callback that lost the search lease waits this long for the winner
+TRANSIENT_SEARCH_ERRORS = ("provider_rate_limited", "provider_timeout")
 
 
 def callback_url(base_url: str, verification_id: str) -> str:
     return f"{base_url.rstrip('/')}/v1/faceid/callback/{verification_id}"
 
 
-def start_session(payload: Any, base_url: str) -> dict[str, Any]:
-    """Validate, call faceid/query, store the pending session; returns the session for the client."""
+def start_session(payload: Any, base_url: str, *, key: Key | None = None, lease: float = 30.0) -> Answer:
+    """Validate, claim, call faceid/query once, store the pending session; the 201 answer for the client."""
     settings = get_settings()
     consent, threshold, reference = checks.parse_common(payload, settings)
     person = checks.parse_person(payload, with_mobile=False)
-    redirect = check_redirect_url(payload.get("redirect_url"), settings.allowed_redirect_hosts)
+    redirect = redirects.check_redirect_url(payload.get("redirect_url"), settings.allowed_redirect_hosts)
     model = payload.get("model", 1)
     device_type = payload.get("device_type", "H5")
     secret = get_provider_secrets(settings.provider_secret_id)
     created = clock.now()
     verification_id = clock.new_verification_id(created)
+    record = checks.pending_record(
+        checks.CheckRequest("faceid", person, consent, threshold, reference), verification_id, secret, created
+    )
+    claimed = claims.begin(record, key, lease=lease)
+    if isinstance(claimed, Answer):
+        return claimed
     url = callback_url(base_url, verification_id)
     try:
         session = checks.juhe_client().faceid_start(
@@ -80,71 +73,37 @@ def start_session(payload: Any, base_url: str) -> dict[str, Any]:
         )
     except errors.ProviderError as exc:
         count_provider_call("juhe", "faceid", exc.charged)
-        # As for the other checks: the failed start is stored as an `error` record (with what is known
-        # about the charge) and the problem carries its verification_id.
-        failed = records.apply_error(
-            _session_record(verification_id, person, consent, reference, secret, created),
-            exc.code,
-            exc.detail,
-            exc.charged,
-            clock.now(),
-        )
-        records.Repository(settings.verifications_table).create(failed)
-        logger.warning(
-            "faceid session start failed",
-            extra={
+        done = checks.failed_finish(record, exc, exc.charged)
+    else:
+        count_provider_call("juhe", "faceid", True)
+        opened = {**record, "charged": True, "provider_order_id": session.jh_order_id}
+        expires = int(created) + SESSION_SECONDS
+        answer = Answer(
+            201,
+            {
                 "verification_id": verification_id,
-                "code": exc.code,
-                "provider_code": exc.provider_code,
-                "charged": exc.charged,
+                "status": "pending",
+                "verify_url": session.verify_url,
+                "expires_at": clock.iso(created + SESSION_SECONDS),
             },
         )
-        exc.extra["verification_id"] = verification_id
-        raise
-    count_provider_call("juhe", "faceid", True)
-    record = _session_record(verification_id, person, consent, reference, secret, created)
-    record.update(
-        charged=True,
-        provider_order_id=session.jh_order_id,
-        pending_faceid="1",
-        session_expires_at=int(created) + SESSION_SECONDS,
-        jh_order_id=session.jh_order_id,
-        redirect_url=redirect,
-        threshold=threshold,
-    )
-    records.Repository(settings.verifications_table).create(record)
-    logger.info("faceid session started", extra={"verification_id": verification_id})
-    return {
-        "verification_id": verification_id,
-        "status": "pending",
-        "verify_url": session.verify_url,
-        "expires_at": clock.iso(created + SESSION_SECONDS),
-    }
-
-
-def _session_record(
-    verification_id: str,
-    person: checks.Person,
-    consent: dict[str, Any],
-    reference: str | None,
-    secret: Any,
-    created: float,
-) -> dict[str, Any]:
-    """A FaceID record with the masked subject, ID-number HMAC and TTL (no session fields yet)."""
-    record = records.new_record(
-        verification_id=verification_id,
-        check="faceid",
-        provider="juhe",
-        subject=privacy.mask_subject(name=person.name, id_number=person.id_number),
-        created=created,
-        client_reference=reference,
-        consent={**consent, "granted_at": clock.iso(created)},
-    )
-    record.update(
-        id_hash=privacy.hmac_id_number(secret.pii_hmac_key, person.id_number),
-        expires_at=int(created) + get_settings().retention_seconds,
-    )
-    return record
+        extra = {
+            "pending_faceid": "1",
+            "session_expires_at": expires,
+            "reconcile_at": int(created) + RECONCILE_FIRST_SECONDS,
+            "jh_order_id": session.jh_order_id,
+            "redirect_url": redirect,
+            "threshold": threshold,
+            "search_count": 0,
+        }
+        done = claims.Finish(opened, answer, extra=extra, remove=claims.CLAIM_ATTRIBUTES)
+    settled = claims.finish(claimed, done)
+    if settled.here:
+        if done.record["status"] == "pending":
+            logger.info("faceid session started", extra={"verification_id": verification_id})
+        else:
+            checks.log_outcome("faceid", done.record)
+    return settled.answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +111,7 @@ class CallbackOutcome:
     record: dict[str, Any]
     redirect_url: str | None
     changed: bool
+    searched: bool = False  # this call asked faceid/search
 
 
 def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackOutcome:
@@ -161,7 +121,7 @@ def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackO
     settings = get_settings()
     if not clock.is_verification_id(verification_id):
         raise errors.NotFound("no such verification")
-    repository = records.Repository(settings.verifications_table)
+    repository = claims.repository()
     item = repository.get(verification_id)
     if item is None or item.get("check") != "faceid":
         raise errors.NotFound("no such verification")
@@ -172,53 +132,143 @@ def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackO
         or not verify_return_signature(response, sign, secret.juhe_faceid_key)
     ):
         logger.warning("faceid callback with a bad signature", extra={"verification_id": verification_id})
-        raise InvalidCallback("the callback signature does not verify")
+        raise errors.InvalidCallback("the callback signature does not verify")
     try:
         returned = json.loads(response)
-        returned_order = returned["result"]["jh_order_id"]
-    except (ValueError, KeyError, TypeError):
-        raise InvalidCallback("the callback response is not the documented JSON") from None
-    if returned_order != item.get("jh_order_id"):
+    except ValueError:
+        raise errors.InvalidCallback("the callback response is not the documented JSON") from None
+    result = returned.get("result") if isinstance(returned, dict) else None
+    returned_order = result.get("jh_order_id") if isinstance(result, dict) else None
+    # A signed response without a result (or without its order id) is "no result yet": faceid/search,
+    # the only trusted source, decides. One that names another order belongs to another session.
+    if returned_order is not None and returned_order != item.get("jh_order_id"):
         logger.warning("faceid callback for another session", extra={"verification_id": verification_id})
-        raise InvalidCallback("the callback belongs to another session")
-    outcome = CallbackOutcome(records.public_view(item), item.get("redirect_url"), False)
-    if item.get("status") != "pending":
-        return outcome  # replay: the record is final already
+        raise errors.InvalidCallback("the callback belongs to another session")
+    redirect = item.get("redirect_url")
+    if item.get("status") != "pending" or not item.get("jh_order_id"):
+        return CallbackOutcome(records.public_view(item), redirect, False)  # final already (a replay)
     if clock.now() > float(item.get("session_expires_at", 0)):
-        return outcome  # expired: only the reconciler settles it
-    confirmed = confirm(item)
-    if confirmed is not None:
-        return confirmed
-    # Nothing changed here: the provider has no result yet, or the other callback (browser return and
-    # notify arrive together) finished the record first; answer with what is stored now.
-    current = repository.get(verification_id) or item
-    return CallbackOutcome(records.public_view(current), item.get("redirect_url"), False)
+        return CallbackOutcome(records.public_view(item), redirect, False)  # expired: the reconciler settles it
+    return confirm(item, wait=CALLBACK_WAIT_SECONDS)
 
 
-def confirm(item: dict[str, Any], *, expire_if_unfinished: bool = False) -> CallbackOutcome | None:
-    """Ask faceid/search (the only trusted source) and finish the record; None when nothing changed."""
+def _claim_search(item: dict[str, Any], now: float) -> str | None:
+    """Take the session's search lease (one search at a time, MAX_SEARCHES in all); None when not given."""
+    token = secrets.token_hex(8)
+    taken = claims.repository().apply(
+        records.update(
+            claims.repository().table,
+            records.record_key(item["verification_id"]),
+            sets={"search_until": int(now) + SEARCH_LEASE_SECONDS, "search_token": token},
+            adds={"search_count": 1},
+            condition=(
+                "#status = :pending AND attribute_exists(jh_order_id)"
+                " AND (attribute_not_exists(search_until) OR search_until < :now)"
+                " AND (attribute_not_exists(search_count) OR search_count < :max)"
+            ),
+            names={"#status": "status"},
+            values={":pending": "pending", ":now": int(now), ":max": MAX_SEARCHES},
+        )
+    )
+    return token if taken else None
+
+
+def _release_search(verification_id: str, token: str, reconcile_at: int | None) -> None:
+    sets = {"reconcile_at": reconcile_at} if reconcile_at is not None else {}
+    claims.repository().apply(
+        records.update(
+            claims.repository().table,
+            records.record_key(verification_id),
+            sets=sets,
+            removes=("search_until", "search_token"),
+            condition="#token = :token",
+            names={"#token": "search_token"},
+            values={":token": token},
+        )
+    )
+
+
+def _wait_for_winner(verification_id: str, wait: float) -> dict[str, Any] | None:
+    """The record once the search lease's holder is done with it (or after `wait` seconds)."""
+    deadline = time.monotonic() + wait
+    item = claims.repository().get(verification_id)
+    while item is not None and item.get("status") == "pending" and item.get("search_token"):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+        item = claims.repository().get(verification_id)
+    return item
+
+
+def _next_look(item: dict[str, Any], now: float) -> int | None:
+    """When the reconciler should look again at a session without a result (None: never, expire it)."""
+    expires = float(item.get("session_expires_at", 0))
+    if now > expires:
+        return None
+    return int(min(now + RECONCILE_EVERY_SECONDS, expires + RECONCILE_GRACE_SECONDS))
+
+
+def confirm(
+    item: dict[str, Any], *, wait: float = 0.0, by_reconciler: bool = False, now: float | None = None
+) -> CallbackOutcome:
+    """Under the session's search lease, ask faceid/search (the only trusted source) and finish the record.
+
+    Without the lease (another search is running, or the bound is reached) nothing is called: the
+    outcome is read from the record (after waiting up to `wait` seconds for the winner).
+    """
     settings = get_settings()
-    secret = get_provider_secrets(settings.provider_secret_id)
-    repository = records.Repository(settings.verifications_table)
     verification_id = item["verification_id"]
+    redirect = item.get("redirect_url")
+    now = clock.now() if now is None else now
+    token = _claim_search(item, now)
+    if token is None:
+        if by_reconciler and now > float(item.get("session_expires_at", 0)) + RECONCILE_GRACE_SECONDS:
+            current = claims.repository().get(verification_id) or item
+            if int(current.get("search_count") or 0) >= MAX_SEARCHES and not current.get("search_token"):
+                return _end(current, None, None, now)  # no search left: the session ends expired
+        current = _wait_for_winner(verification_id, wait) if wait else None
+        return CallbackOutcome(records.public_view(current or item), redirect, False)
+    secret = get_provider_secrets(settings.provider_secret_id)
     threshold = float(settings.face_score_threshold if item.get("threshold") is None else item["threshold"])
     try:
         result = checks.juhe_client().faceid_result(
             key=secret.juhe_faceid_key, jh_order_id=item["jh_order_id"], threshold=threshold
         )
     except errors.NotFound:
+        count_provider_call("juhe", "faceid", False)
         result = None
     except errors.ProviderError as exc:
         count_provider_call("juhe", "faceid", exc.charged)
-        logger.warning("faceid search failed", extra={"verification_id": verification_id, "code": exc.code})
-        return None
+        if exc.code in TRANSIENT_SEARCH_ERRORS or type(exc) is errors.ProviderUnavailable:
+            logger.warning("faceid search failed", extra={"verification_id": verification_id, "code": exc.code})
+            _release_search(verification_id, token, _next_look(item, now) if by_reconciler else None)
+            return CallbackOutcome(records.public_view(item), redirect, False, True)
+        return _end(item, token, exc, now)
+    except Exception as exc:  # an answer no parser expected: never searched again for this session
+        logger.exception("faceid search answer not usable", extra={"verification_id": verification_id})
+        count_provider_call("juhe", "faceid", None)
+        unusable = errors.ProviderUnavailable(
+            f"the faceid/search answer could not be used ({type(exc).__name__})", provider="juhe", charged=None
+        )
+        return _end(item, token, unusable, now)
     else:
         count_provider_call("juhe", "faceid", result.charged if result else False)
-    now = clock.now()
     if result is None:
-        if not expire_if_unfinished:
-            return None
-        done = dict(item)
+        next_look = _next_look(item, now)
+        if by_reconciler and next_look is None:
+            return _end(item, token, None, now)  # the one look after the 30 minutes found nothing
+        _release_search(verification_id, token, next_look if by_reconciler else None)
+        return CallbackOutcome(records.public_view(item), redirect, False, True)
+    done = records.apply_result(item, result, now)
+    done["charged"] = True  # faceid/query was billed when the session started
+    done["provider_order_id"] = item.get("jh_order_id")
+    return _finish(done, token, redirect)
+
+
+def _end(item: dict[str, Any], token: str | None, exc: errors.IdvError | None, now: float) -> CallbackOutcome:
+    """End a session without a result: `expired` (no result in time) or `error` (an unusable answer)."""
+    done = dict(item)
+    if exc is None:
         done.update(
             status="expired",
             decision=None,
@@ -226,50 +276,65 @@ def confirm(item: dict[str, Any], *, expire_if_unfinished: bool = False) -> Call
             error={"code": "session_expired", "detail": "the person did not finish liveness in time"},
         )
     else:
-        done = records.apply_result(item, result, now)
-        done["charged"] = True  # faceid/query was billed when the session started
-        done["provider_order_id"] = item.get("jh_order_id")
-    if not repository.finish(done):
-        return None
-    public = records.public_view(done)
-    if done["status"] == "completed":
-        count_decision("faceid", public["decision"])
-        events.publish_completed(public, settings.event_bus_name)
+        done = records.apply_error(item, exc.code, exc.detail, True, now)  # faceid/query was billed
+    return _finish(done, token, item.get("redirect_url"))
+
+
+def _finish(done: dict[str, Any], token: str | None, redirect: str | None) -> CallbackOutcome:
+    """The session's one transition, under the search lease (or, without one, while no search runs)."""
+    repository = claims.repository()
+    write = repository.finish_write(done, claim_token=token, token_attribute="search_token")  # noqa: S106
+    changed = False
+    for attempt in range(claims.FINISH_ATTEMPTS):
+        try:
+            changed = repository.apply(write)
+            break
+        except Exception as exc:
+            if not claims.is_storage_error(exc) or attempt + 1 == claims.FINISH_ATTEMPTS:
+                raise
+            time.sleep(claims.backoff(attempt))
+    verification_id = done["verification_id"]
+    searched = token is not None
+    if not changed:
+        current = repository.get(verification_id) or done
+        return CallbackOutcome(records.public_view(current), redirect, False, searched)
+    if done["status"] != "expired":
+        checks.log_outcome("faceid", done)
     logger.info(
         "faceid session finished",
-        extra={"verification_id": verification_id, "status": done["status"], "decision": public.get("decision")},
+        extra={"verification_id": verification_id, "status": done["status"], "decision": done.get("decision")},
     )
-    return CallbackOutcome(public, item.get("redirect_url"), True)
+    return CallbackOutcome(records.public_view(done), redirect, True, searched)
 
 
 def reconcile(now: float | None = None, limit: int = 200) -> dict[str, int]:
-    """Settle sessions whose time is up and whose callback never came: completed or expired."""
-    settings = get_settings()
-    repository = records.Repository(settings.verifications_table)
+    """Look at every open session that is due: confirm it, or end it once its time is up.
+
+    Each session is isolated: a failure (storage, an unexpected answer) is logged and counted, and the
+    run goes on with the next one.
+    """
+    repository = claims.repository()
     now = clock.now() if now is None else now
-    stats = {"seen": 0, "completed": 0, "expired": 0, "unchanged": 0}
-    for verification_id, _expires in repository.pending_faceid_ids(expired_before=now):
-        if stats["seen"] >= limit:
+    stats = {"seen": 0, "searched": 0, "completed": 0, "expired": 0, "error": 0, "unchanged": 0, "failed": 0}
+    for verification_id, expires in repository.pending_faceid_ids(expired_before=now + SESSION_SECONDS + 1):
+        if stats["searched"] >= limit:
             break
-        stats["seen"] += 1
-        item = repository.get(verification_id)
-        if item is None or item.get("status") != "pending":
-            stats["unchanged"] += 1
-            continue
-        outcome = confirm(item, expire_if_unfinished=True)
-        if outcome is None:
-            stats["unchanged"] += 1
-        else:
-            stats["completed" if outcome.record["status"] == "completed" else "expired"] += 1
+        try:
+            item = repository.get(verification_id)
+            if item is None or item.get("status") != "pending":
+                continue
+            due = float(item.get("reconcile_at") or (expires - SESSION_SECONDS + RECONCILE_FIRST_SECONDS))
+            if due > now:
+                continue
+            stats["seen"] += 1
+            outcome = confirm(item, by_reconciler=True, now=now)
+            stats["searched"] += outcome.searched
+            status = outcome.record["status"] if outcome.changed else "unchanged"
+            stats[status if status in stats else "unchanged"] += 1
+        except Exception as exc:
+            stats["failed"] += 1
+            logger.exception(
+                "faceid session not reconciled", extra={"verification_id": verification_id, "error": type(exc).__name__}
+            )
     logger.info("reconciled faceid sessions", extra=stats)
     return stats
-
-
-def browser_return_location(redirect_url: str, record: dict[str, Any]) -> str:
-    """redirect_url with verification_id and status added to its query (no personal data)."""
-    parts = urlsplit(redirect_url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    query += [("verification_id", record["verification_id"]), ("status", record["status"])]
-    if record.get("decision"):
-        query.append(("decision", record["decision"]))
-    return urlunsplit(parts._replace(query=urlencode(query)))

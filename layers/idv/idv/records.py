@@ -1,15 +1,19 @@
 """Verification records: the public shape (DESIGN §4), its stored form, and the DynamoDB repository.
 
 The stored item is the public record (masked subject only) plus bookkeeping attributes: `id_hash`
-(HMAC of the ID number), `expires_at` (TTL), and, while a check is pending, `pending_faceid` /
-`session_expires_at` / `jh_order_id` / `redirect_url` (FaceID) or `pending_data` (KMS ciphertext of
-the person's data for an upload). Every state change is a conditional write, so a record moves from
-pending to a terminal state exactly once.
+(HMAC of the ID number), `expires_at` (TTL), `idempotency_id` (the hashed Idempotency-Key whose
+claim made it), while a provider call is in flight `claimed_until` / `claim_token` (the lease of
+the claim → call → finish path, `idv.claims`), and while a check waits `pending_faceid` /
+`session_expires_at` / `jh_order_id` / `redirect_url` / `search_count` (FaceID) or `pending_data`
+(KMS ciphertext of the person's data for an upload). Every state change is a conditional `Write`
+(alone, or in one transaction with the idempotency item), so a record moves from pending to a
+terminal state exactly once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +40,16 @@ PUBLIC_FIELDS = (
     "created_at",
     "completed_at",
 )
-PENDING_ATTRIBUTES = ("pending_faceid", "pending_data", "claimed_until")
+# Bookkeeping removed when a record reaches a terminal state (sealed data, FaceID index key, leases).
+PENDING_ATTRIBUTES = (
+    "pending_faceid",
+    "pending_data",
+    "claimed_until",
+    "claim_token",
+    "search_until",
+    "search_token",
+    "verify_url",
+)
 PENDING_FACEID_INDEX = "pending-faceid"
 
 
@@ -136,6 +149,87 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One conditional DynamoDB write, usable alone or as one action of a TransactWriteItems call."""
+
+    action: str  # "Put" | "Update" | "Delete"
+    params: dict[str, Any]
+
+    def transact_item(self) -> dict[str, Any]:
+        return {self.action: self.params}
+
+
+def put(table: str, item: dict[str, Any], *, condition: str, names: dict[str, str] | None = None) -> Write:
+    params: dict[str, Any] = {"TableName": table, "Item": _to_dynamo(item), "ConditionExpression": condition}
+    if names:
+        params["ExpressionAttributeNames"] = names
+    return Write("Put", params)
+
+
+def update(
+    table: str,
+    key: dict[str, Any],
+    *,
+    sets: dict[str, Any] | None = None,
+    removes: tuple[str, ...] = (),
+    adds: dict[str, int] | None = None,
+    condition: str,
+    names: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Write:
+    """An UpdateItem: SET `sets` (None is stored as NULL), REMOVE `removes`, ADD `adds`, if `condition`.
+
+    The condition refers to attribute names as `#name` and values as `:name` (given in `names` /
+    `values`, plain Python values); the update's own placeholders cannot collide with them.
+    """
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    all_names = dict(names or {})
+    all_values = {k: serializer.serialize(_decimals(v)) for k, v in (values or {}).items()}
+    clauses = []
+    parts = []
+    for i, (name, value) in enumerate((sets or {}).items()):
+        all_names[f"#s{i}"] = name
+        all_values[f":s{i}"] = serializer.serialize(_decimals(value))
+        parts.append(f"#s{i} = :s{i}")
+    if parts:
+        clauses.append("SET " + ", ".join(parts))
+    parts = []
+    for i, name in enumerate(removes):
+        all_names[f"#r{i}"] = name
+        parts.append(f"#r{i}")
+    if parts:
+        clauses.append("REMOVE " + ", ".join(parts))
+    parts = []
+    for i, (name, amount) in enumerate((adds or {}).items()):
+        all_names[f"#a{i}"] = name
+        all_values[f":a{i}"] = {"N": str(amount)}
+        parts.append(f"#a{i} :a{i}")
+    if parts:
+        clauses.append("ADD " + ", ".join(parts))
+    params: dict[str, Any] = {
+        "TableName": table,
+        "Key": key,
+        "UpdateExpression": " ".join(clauses),
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": all_names,
+    }
+    if all_values:
+        params["ExpressionAttributeValues"] = all_values
+    return Write("Update", params)
+
+
+def record_key(verification_id: str) -> dict[str, Any]:
+    return {"verification_id": {"S": verification_id}}
+
+
+def terminal_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The public fields a terminal write sets (everything but the key)."""
+    return {k: record.get(k) for k in PUBLIC_FIELDS if k != "verification_id"}
+
+
 class Repository:
     """DynamoDB access to verification records; the client is injectable (default: shared, lazy)."""
 
@@ -152,98 +246,142 @@ class Repository:
             self._client = aws.client("dynamodb")
         return self._client
 
+    def apply(self, *writes: Write) -> bool:
+        """Run one write (or several in one transaction); False when a condition did not hold."""
+        from botocore.exceptions import ClientError
+
+        try:
+            if len(writes) == 1:
+                method = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}[writes[0].action]
+                getattr(self.client, method)(**writes[0].params)
+            else:
+                self.client.transact_write_items(TransactItems=[w.transact_item() for w in writes])
+        except ClientError as exc:
+            if condition_failed(exc):
+                return False
+            raise
+        return True
+
     def create(self, item: dict[str, Any]) -> None:
-        self.client.put_item(
-            TableName=self.table,
-            Item=_to_dynamo(item),
-            ConditionExpression="attribute_not_exists(verification_id)",
-        )
+        self.apply(self.create_write(item)) or _raise_exists(item["verification_id"])
+
+    def create_write(self, item: dict[str, Any]) -> Write:
+        return put(self.table, item, condition="attribute_not_exists(verification_id)")
 
     def get(self, verification_id: str) -> dict[str, Any] | None:
-        found = self.client.get_item(
-            TableName=self.table, Key={"verification_id": {"S": verification_id}}, ConsistentRead=True
-        ).get("Item")
+        found = self.client.get_item(TableName=self.table, Key=record_key(verification_id), ConsistentRead=True).get(
+            "Item"
+        )
         return _from_dynamo(found) if found else None
 
-    def finish(self, record: dict[str, Any], *, from_status: str = "pending") -> bool:
+    def finish_write(
+        self,
+        record: dict[str, Any],
+        *,
+        from_status: str = "pending",
+        claim_token: str | None = None,
+        token_attribute: str = "claim_token",  # noqa: S107 (an attribute name)
+        extra: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = PENDING_ATTRIBUTES,
+    ) -> Write:
+        """The write that stores `record`'s public fields (plus `extra`) if the stored record is still
+        `from_status` and still holds the lease `claim_token` (in `token_attribute`), or, without a
+        token, holds no search lease; `remove` goes in the same write."""
+        condition = "attribute_exists(verification_id) AND #status = :from"
+        names = {"#status": "status", "#token": token_attribute}
+        values: dict[str, Any] = {":from": from_status}
+        if claim_token is not None:
+            condition += " AND #token = :token"
+            values[":token"] = claim_token
+        else:
+            condition += " AND attribute_not_exists(#token)"
+            names["#token"] = "search_token"
+        return update(
+            self.table,
+            record_key(record["verification_id"]),
+            sets={**terminal_fields(record), **(extra or {})},
+            removes=remove,
+            condition=condition,
+            names=names,
+            values=values,
+        )
+
+    def finish(self, record: dict[str, Any], *, from_status: str = "pending", claim_token: str | None = None) -> bool:
         """Write the terminal record if the stored one is still `from_status`; True when this call did it.
 
         Pending bookkeeping (encrypted data, FaceID index attribute, claim) is removed in the same write.
         """
-        names: dict[str, str] = {"#status": "status"}
-        values: dict[str, Any] = {":from": {"S": from_status}}
-        sets: list[str] = []
-        serialized = _to_dynamo({k: record.get(k) for k in PUBLIC_FIELDS if k != "verification_id"})
-        for i, (name, value) in enumerate(serialized.items()):
-            names[f"#f{i}"] = name
-            values[f":v{i}"] = value
-            sets.append(f"#f{i} = :v{i}")
-        removes = []
-        for j, name in enumerate(PENDING_ATTRIBUTES):
-            names[f"#r{j}"] = name
-            removes.append(f"#r{j}")
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"verification_id": {"S": record["verification_id"]}},
-                UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
-                ConditionExpression="attribute_exists(verification_id) AND #status = :from",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self.apply(self.finish_write(record, from_status=from_status, claim_token=claim_token))
 
-    def claim(self, verification_id: str, lease_seconds: int, now: float) -> bool:
+    def claim(self, verification_id: str, lease_seconds: float, now: float, token: str) -> bool:
         """Take a pending record that no worker has claimed before; False when one has.
 
         A claim is released when an attempt fails cleanly, so a claim that is still there belongs to a
         running worker or to one that was stopped mid-check (its charge unknown): never claimed twice.
         """
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={"verification_id": {"S": verification_id}},
-                UpdateExpression="SET claimed_until = :until",
-                ConditionExpression="#status = :pending AND attribute_not_exists(claimed_until)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":until": {"N": str(int(now + lease_seconds))},
-                    ":pending": {"S": "pending"},
-                },
+        return self.apply(
+            update(
+                self.table,
+                record_key(verification_id),
+                sets={"claimed_until": int(now + lease_seconds) + 1, "claim_token": token},
+                condition="#status = :pending AND attribute_not_exists(claimed_until)",
+                names={"#status": "status"},
+                values={":pending": "pending"},
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        )
 
-    def release(self, verification_id: str) -> None:
-        """Give up a claim so a redelivered message can run the check again."""
-        self.client.update_item(
-            TableName=self.table,
-            Key={"verification_id": {"S": verification_id}},
-            UpdateExpression="REMOVE claimed_until",
-            ConditionExpression="attribute_exists(verification_id)",
+    def release(self, verification_id: str, token: str) -> bool:
+        """Give up a claim whose call cost nothing, so a redelivered message can run the check again."""
+        return self.apply(
+            update(
+                self.table,
+                record_key(verification_id),
+                removes=("claimed_until", "claim_token"),
+                condition="#token = :token",
+                names={"#token": "claim_token"},
+                values={":token": token},
+            )
         )
 
     def delete(self, verification_id: str) -> dict[str, Any] | None:
         old = self.client.delete_item(
-            TableName=self.table, Key={"verification_id": {"S": verification_id}}, ReturnValues="ALL_OLD"
+            TableName=self.table, Key=record_key(verification_id), ReturnValues="ALL_OLD"
         ).get("Attributes")
         return _from_dynamo(old) if old else None
 
     def pending_faceid_ids(self, expired_before: float) -> Iterator[tuple[str, float]]:
-        """(verification_id, session_expires_at) of pending FaceID sessions that expired before the time."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "IndexName": PENDING_FACEID_INDEX,
-            "KeyConditionExpression": "pending_faceid = :p AND session_expires_at < :t",
-            "ExpressionAttributeValues": {":p": {"S": "1"}, ":t": {"N": str(int(expired_before))}},
-        }
-        while True:
-            page = self.client.query(**kwargs)
+        """(verification_id, session_expires_at) of pending FaceID sessions that expire before the time,
+        oldest first (the sparse `pending-faceid` index)."""
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            IndexName=PENDING_FACEID_INDEX,
+            KeyConditionExpression="pending_faceid = :p AND session_expires_at < :t",
+            ExpressionAttributeValues={":p": {"S": "1"}, ":t": {"N": str(int(expired_before))}},
+        )
+        for page in pages:
             for item in page.get("Items", []):
                 yield item["verification_id"]["S"], float(item["session_expires_at"]["N"])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def condition_failed(exc: Exception) -> bool:
+    """Whether a DynamoDB error means "a condition did not hold" (alone or inside a transaction)."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
+        codes = {r.get("Code") for r in reasons}
+        return "ConditionalCheckFailed" in codes
+    return False
+
+
+def _raise_exists(verification_id: str) -> None:
+    from idv.errors import IdvError
+
+    raise IdvError(f"verification {verification_id} exists already")
+
+
+def from_stream_image(image: dict[str, Any]) -> dict[str, Any]:
+    """A stored item from a DynamoDB Streams image (typed attribute values, as on the wire)."""
+    return _from_dynamo(image)

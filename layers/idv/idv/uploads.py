@@ -2,9 +2,15 @@
 
 `POST /v1/uploads` validates the person's data, seals it with KMS on a pending record and returns a
 presigned POST for `uploads/{verification_id}` (size and type limited, short expiry). S3 → SQS →
-`process_object` claims the record, unseals the data, prepares the image, runs the check, and
-finishes the record (which drops the sealed data) and deletes the object. A failure that cost
-nothing and may pass later (rate limit, outage) is raised so the queue redelivers (then the DLQ).
+`process_object` claims the record (`idv.claims.take`), unseals the data, prepares the image, calls
+the provider once, and finishes the record (which drops the sealed data) and deletes the object.
+
+- A failure that cost nothing and may pass later (rate limit, outage) releases the claim and is
+  raised, so the queue redelivers (then the DLQ).
+- A claim found stale (an earlier attempt stopped mid-check) may have been charged: the record ends
+  `check_interrupted`, `charged: null`, and the check is not run again.
+- When storage keeps failing after the call, the computed record is handed to the queue as a
+  finish message (`hand_off`), so a paid result is stored later instead of being lost.
 """
 
 from __future__ import annotations
@@ -12,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_plus
 
-from idv import aws, checks, clock, errors, records, vault
+from idv import aws, checks, claims, clock, errors, records, vault
 from idv.config import get_settings, require
+from idv.idempotency import Answer, Key
 from idv.observability import logger
 from idv.provider_secret import get_provider_secrets
 
@@ -26,8 +33,7 @@ CLAIM_SECONDS = 120
 MIN_REMAINING_MS = 20_000
 
 
-class NotEnoughTime(Exception):
-    """Raised before a record is started when the invocation could end during its check."""
+FINISH_MESSAGE = "idv_finish"
 CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
@@ -35,7 +41,8 @@ def object_key(verification_id: str) -> str:
     return f"{PREFIX}{verification_id}"
 
 
-def create_upload(payload: Any) -> dict[str, Any]:
+def create_upload(payload: Any, *, key: Key | None = None, lease: float = 30.0) -> Answer:
+    """Validate, seal the person's data on a pending record, return a presigned POST (once per key)."""
     settings = get_settings()
     consent, threshold, reference = checks.parse_common(payload, settings)
     check = payload.get("check", "compare")
@@ -57,7 +64,9 @@ def create_upload(payload: Any) -> dict[str, Any]:
         key_id=settings.data_key_id,
         verification_id=verification_id,
     )
-    records.Repository(settings.verifications_table).create(item)
+    claimed = claims.begin(item, key, lease=lease)
+    if isinstance(claimed, Answer):
+        return claimed
     post = aws.client("s3").generate_presigned_post(
         Bucket=bucket,
         Key=object_key(verification_id),
@@ -65,14 +74,17 @@ def create_upload(payload: Any) -> dict[str, Any]:
         Conditions=[{"Content-Type": content_type}, ["content-length-range", MIN_UPLOAD_BYTES, MAX_UPLOAD_BYTES]],
         ExpiresIn=UPLOAD_URL_SECONDS,
     )
-    logger.info("upload ticket issued", extra={"verification_id": verification_id, "check": check})
-    return {
+    ticket = {
         "verification_id": verification_id,
         "status": "pending",
         "upload": {"url": post["url"], "fields": post["fields"]},
         "max_bytes": MAX_UPLOAD_BYTES,
         "expires_at": clock.iso(created + UPLOAD_URL_SECONDS),
     }
+    # The ticket is no provider call: the claim only makes the key replayable; it ends here.
+    settled = claims.finish(claimed, claims.Finish(item, Answer(201, ticket), remove=claims.CLAIM_ATTRIBUTES))
+    logger.info("upload ticket issued", extra={"verification_id": verification_id, "check": check})
+    return settled.answer
 
 
 def s3_records(message_body: str) -> list[tuple[str, str]]:
@@ -94,80 +106,109 @@ def s3_records(message_body: str) -> list[tuple[str, str]]:
 
 def process_object(bucket: str, key: str) -> str:
     """Run the check for one uploaded object; returns what happened (for logs and tests)."""
-    settings = get_settings()
     s3 = aws.client("s3")
     verification_id = key[len(PREFIX) :] if key.startswith(PREFIX) else ""
     if not clock.is_verification_id(verification_id):
         logger.warning("upload key outside the uploads/ scheme ignored")
         return "ignored"
-    repository = records.Repository(settings.verifications_table)
+    repository = claims.repository()
     item = repository.get(verification_id)
     if item is None or item.get("status") != "pending" or "pending_data" not in item:
         s3.delete_object(Bucket=bucket, Key=key)
         logger.info("upload without a pending check removed", extra={"verification_id": verification_id})
         return "orphan"
-    claimed_until = item.get("claimed_until")
-    if claimed_until is not None and float(claimed_until) < clock.now():
-        return _abandoned(item, bucket, key, repository)
-    if not repository.claim(verification_id, CLAIM_SECONDS, clock.now()):
+    if claims.stranded(item):
+        claims.settle_interrupted(item)
+        s3.delete_object(Bucket=bucket, Key=key)
+        return "interrupted"
+    claim = claims.take(item, lease=CLAIM_SECONDS)
+    if claim is None:
         logger.info("upload already being processed", extra={"verification_id": verification_id})
         return "busy"
     try:
-        return _run(item, bucket, key, repository)
-    except errors.ResultNotStored:
-        raise  # billed, maybe: keep the claim, so a redelivery ends the record instead of paying again
+        done = _call(item, bucket, key)
     except Exception:
-        repository.release(verification_id)
+        repository.release(verification_id, claim.token)  # nothing was sent: a redelivery may run it
         raise
+    if checks.worth_redelivery(done.record):
+        repository.release(verification_id, claim.token)
+        raise errors.ProviderUnavailable(
+            "the provider refused for now without charging; the queue retries", provider=item["provider"]
+        )
+    try:
+        settled = claims.finish(claim, done)
+    except errors.ResultNotStored:
+        hand_off(claim, done.record)
+        return "handed_off"
+    if settled.here:
+        checks.log_outcome(item["check"], done.record)
+    s3.delete_object(Bucket=bucket, Key=key)
+    return "completed" if done.record["status"] == "completed" else "error"
 
 
-def _abandoned(item: dict[str, Any], bucket: str, key: str, repository: records.Repository) -> str:
-    """An earlier attempt was stopped mid-check (e.g. the function timed out): the provider may have
-    billed it, so the check is not run again blindly; the record ends in error with an unknown charge."""
-    failed = records.apply_error(
-        item,
-        "check_interrupted",
-        "an earlier attempt was stopped while the check ran; it may have been charged, so it was not repeated",
-        None,
-        clock.now(),
-    )
-    repository.finish(failed)
-    aws.client("s3").delete_object(Bucket=bucket, Key=key)
-    logger.warning("interrupted upload check not repeated", extra={"verification_id": item["verification_id"]})
-    return "interrupted"
+def _call(item: dict[str, Any], bucket: str, key: str) -> claims.Finish:
+    """Unseal, read and prepare the image, call the provider: the claimed record's outcome.
 
-
-def _run(item: dict[str, Any], bucket: str, key: str, repository: records.Repository) -> str:
+    Raises only before anything is sent to the provider (KMS, S3 or storage failures).
+    """
     from idv import images
 
     verification_id = item["verification_id"]
-    s3 = aws.client("s3")
+    settings = get_settings()
     data = vault.unseal(item["pending_data"], verification_id=verification_id)
     person = checks.Person(name=data["name"], id_number=data["id_number"], mobile=data.get("mobile"))
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(MAX_UPLOAD_BYTES + 1)
+    body = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read(MAX_UPLOAD_BYTES + 1)
     try:
         prepared = images.prepare_image(body, checks.image_target(item["check"]))
     except errors.ImageError as exc:
-        failed = records.apply_error(item, exc.code, exc.detail, False, clock.now())
-        repository.finish(failed)
-        s3.delete_object(Bucket=bucket, Key=key)
         logger.info("upload refused", extra={"verification_id": verification_id, "code": exc.code})
-        return "refused"
+        return checks.failed_finish(item, exc, False)
     request = checks.CheckRequest(
         check=item["check"],
         person=person,
         consent=item.get("consent") or {},
-        threshold=float(get_settings().face_score_threshold if item.get("threshold") is None else item["threshold"]),
+        threshold=float(settings.face_score_threshold if item.get("threshold") is None else item["threshold"]),
         client_reference=item.get("client_reference"),
         image_b64=prepared.base64(),
     )
-    try:
-        checks.run_check(request, verification_id=verification_id, stored=item)
-    except (errors.ProviderError, errors.InvalidInput) as exc:
-        if checks.worth_redelivery(exc):
-            raise
-        outcome = "error"
+    secret = get_provider_secrets(settings.provider_secret_id)
+    return checks.call_check(request, item, secret, settings)
+
+
+def hand_off(claim: claims.Claim, record: dict[str, Any]) -> None:
+    """Queue the computed (public, masked) record as a finish message: stored once storage is back.
+
+    If the queue fails too, the error is raised: the message is redelivered, finds the claim stale
+    after its lease, and ends `check_interrupted` (never paid again).
+    """
+    import json
+
+    message = {FINISH_MESSAGE: {"claim_token": claim.token, "record": records.public_view(record)}}
+    aws.client("sqs").send_message(
+        QueueUrl=require(get_settings().upload_queue_url, "UPLOAD_QUEUE_URL"),
+        MessageBody=json.dumps(message, ensure_ascii=False),
+    )
+    logger.warning(
+        "result handed to the queue: storage failed after the call", extra={"verification_id": claim.verification_id}
+    )
+
+
+def finish_handed_off(message: dict[str, Any]) -> str:
+    """Store a record handed off by `hand_off` (a storage failure raises: the queue retries, then the DLQ)."""
+    record = message["record"]
+    repository = claims.repository()
+    if repository.finish(record, claim_token=message["claim_token"]):
+        checks.log_outcome(record["check"], record)
+        outcome = "finished_late"
     else:
-        outcome = "completed"
-    s3.delete_object(Bucket=bucket, Key=key)
+        outcome = "already_finished"
+    settings = get_settings()
+    aws.client("s3").delete_object(Bucket=settings.upload_bucket, Key=object_key(record["verification_id"]))
     return outcome
+
+
+def defer(body: str) -> None:
+    """Put a message back as a new one (its receive count starts again): it was not attempted."""
+    aws.client("sqs").send_message(
+        QueueUrl=require(get_settings().upload_queue_url, "UPLOAD_QUEUE_URL"), MessageBody=body
+    )

@@ -1,0 +1,27 @@
+"""DynamoDB Streams (the verifications table) → `Verification Completed` on the bus: the outbox's reader.
+
+The event source mapping passes only pending → completed transitions (its filter), retries a record
+that failed (partial batch failures, bisection) and sends what never succeeds to the on-failure
+queue, so an event is published at least once and never lost to a failed PutEvents.
+"""
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from idv import events, records
+from idv.config import get_settings
+from idv.observability import logger, tracer
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def handle_record(record: DynamoDBRecord) -> None:
+    item = records.from_stream_image(record.raw_event["dynamodb"]["NewImage"])
+    events.publish_completed(item, get_settings().event_bus_name)
+    logger.info("event published", extra={"verification_id": item.get("verification_id")})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)
