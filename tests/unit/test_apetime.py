@@ -205,10 +205,57 @@ def test_photo_3_is_no_face_selfie() -> None:
 
 
 @pytest.mark.parametrize(
-    ("charge", "charged"), [(1, True), ("1", True), (2, False), ("2", False), (None, False), (True, False)]
+    ("charge", "charged"), [(1, True), ("1", True), (2, False), ("2", False), (None, None), (True, None), (3, None)]
 )
-def test_charged_comes_from_the_body(charge: Any, charged: bool) -> None:
+def test_charged_comes_from_the_body(charge: Any, charged: bool | None) -> None:
     assert parse_portrait(_body(90, charge=charge), 60).charged is charged
+
+
+def test_charge_missing_on_0000_is_unknown_not_free() -> None:
+    # 收费标准: "以返回字段中的 charge 为准" -- without `charge` nobody can say whether it was billed
+    for body in (json.loads(EXAMPLE_FULL), json.loads(EXAMPLE_IMAGE_REJECTED), json.loads(EXAMPLE_NO_PHOTO)):
+        del body["charge"]
+        assert parse_portrait(body, 60).charged is None
+
+
+@pytest.mark.parametrize(
+    ("score", "threshold", "decision", "face", "shown"),
+    [
+        (59.996, 60, "review", "unverified", 59.99),
+        ("59.996", 60, "review", "unverified", 59.99),
+        ("59.9999999999999999999", 60, "review", "unverified", 59.99),
+        (39.999, 60, "fail", "mismatch", 39.99),
+        ("39.995", 60, "fail", "mismatch", 39.99),
+        (69.999, 70, "review", "unverified", 69.99),
+        (60, 60, "pass", "match", 60.0),
+        (40, 60, "review", "unverified", 40.0),
+    ],
+)
+def test_band_edges_use_the_exact_score(score: Any, threshold: float, decision: str, face: str, shown: float) -> None:
+    result = parse_portrait(_body(score), threshold)
+    assert (result.decision, result.face.result, result.face.score) == (decision, face, shown)
+    assert result.face.provider_score == str(score)
+
+
+UNSTORABLE_SCORES = {
+    "overflow_text": "1e999",
+    "underflow_text": "1e-200",
+    "underflow_float": 1e-200,
+    "huge_int": 10**400,
+    "huge_int_text": "1" + "0" * 400,
+    "big_float": 1e300,
+    "nan_text": "NaN",
+    "too_many_digits": "59.123456789012345678901234567890123456789",
+}
+
+
+@pytest.mark.parametrize("score", UNSTORABLE_SCORES.values(), ids=UNSTORABLE_SCORES.keys())
+@pytest.mark.parametrize(("charge", "charged"), [(1, True), (2, False), (None, None)])
+def test_unstorable_score_is_a_malformed_answer(score: Any, charge: Any, charged: bool | None) -> None:
+    with pytest.raises(errors.ProviderAnswerMalformed, match="malformed") as info:
+        parse_portrait(_body(score, charge=charge), 60)
+    assert isinstance(info.value, errors.ProviderUnavailable)  # what the callers already handle
+    assert (info.value.provider, info.value.charged, info.value.provider_order_id) == ("apetime", charged, "TID1")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -311,6 +358,35 @@ def make(*bodies: Any, **kwargs: Any) -> tuple[ApetimeClient, FakeSession]:
 PERSON = {"app_key": "ak", "app_secret": "sec", "request_id": "v01ABCDEFGH", "name": "张三", "id_number": "110"}
 
 
+URLSAFE_B64 = base64.urlsafe_b64encode(JPEG).decode()
+assert ("+" in JPEG_B64 or "/" in JPEG_B64) and URLSAFE_B64 != JPEG_B64
+
+
+def test_portrait_sends_url_safe_base64_like_the_documents_sample() -> None:
+    # The document's only working example: Base64.getUrlEncoder().encodeToString(portrait) (URL-safe
+    # alphabet, '=' padding kept), posted without URL-encoding.
+    c, session = make(_body(90))
+    c.portrait(**PERSON, image_b64=JPEG_B64, threshold=60)
+    sent = session.calls[0]["data"]["selfie_base64"]
+    assert sent == URLSAFE_B64
+    assert set(sent) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=")
+    assert base64.urlsafe_b64decode(sent) == JPEG
+    assert len(sent) % 4 == 0  # padding as Java's getUrlEncoder() writes it
+
+
+def test_portrait_url_safe_input_is_sent_unchanged() -> None:
+    c, session = make(_body(90))
+    c.portrait(**PERSON, image_b64=URLSAFE_B64, threshold=60)
+    assert session.calls[0]["data"]["selfie_base64"] == URLSAFE_B64
+
+
+def test_portrait_bad_base64_is_refused_before_the_call() -> None:
+    c, session = make()
+    with pytest.raises(errors.ImageError):
+        c.portrait(**PERSON, image_b64="not base64!", threshold=60)
+    assert session.calls == []
+
+
 def test_portrait_base64_request() -> None:
     c, session = make(_body(90), read_timeout=7)
     result = c.portrait(**PERSON, image_b64=JPEG_B64, threshold=60)
@@ -325,7 +401,7 @@ def test_portrait_base64_request() -> None:
         "id_number": "110",
         "name": "张三",
         "timestamp": "1700000000123",
-        "selfie_base64": JPEG_B64,
+        "selfie_base64": URLSAFE_B64,
         "sign": hashlib.md5("ak110张三v01ABCDEFGH1700000000123sec".encode()).hexdigest(),
     }
 

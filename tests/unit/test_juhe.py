@@ -11,14 +11,16 @@ import random
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from idv import aes, codes, errors, http
+from idv import aes, codes, errors, http, results
 from idv.providers import juhe
 from idv.providers.juhe import FaceIdSession, JuheClient, parse_faceid_payload, verify_return_signature
 from idv.results import CheckResult, Face, Liveness, Mobile
@@ -601,6 +603,115 @@ def test_faceid_malformed(mutate: Any) -> None:
         parse_faceid_payload(body, 60)
 
 
+ODD_FACEID_ANSWERS = {
+    "passed_lowercase": lambda b: b["result"].update(passed="t"),
+    "passed_bool": lambda b: b["result"].update(passed=True),
+    "passed_padded": lambda b: b["result"].update(passed=" T"),
+    "passed_list": lambda b: b["result"].update(passed=["T"]),
+    "passed_missing": lambda b: b["result"].pop("passed"),
+    "live_passed_missing": lambda b: b["result"]["detail"].pop("live_passed"),
+    "certify_passed_missing": lambda b: b["result"]["detail"].pop("certify_passed"),
+    "certify_passed_null": lambda b: b["result"]["detail"].update(certify_passed=None),
+    "certify_code_missing": lambda b: b["result"]["detail"].pop("certify_code"),
+    "certify_code_float": lambda b: b["result"]["detail"].update(certify_code=200.0),
+    "certify_code_object": lambda b: b["result"]["detail"].update(certify_code={"v": "200"}),
+    "detail_list": lambda b: b["result"].update(detail=[]),
+    "result_text": lambda b: b.update(result="T"),
+    "certify_score_huge_int": lambda b: b["result"]["detail"].update(certify_score=10**400),
+    "certify_score_underflow": lambda b: b["result"]["detail"].update(certify_score="1e-200"),
+    "certify_score_overflow": lambda b: b["result"]["detail"].update(certify_score="1e999"),
+    "certify_score_nan": lambda b: b["result"]["detail"].update(certify_score=float("nan")),
+    "live_score_huge_int": lambda b: b["result"]["detail"].update(live_score=10**400),
+    "live_score_underflow_text": lambda b: b["result"]["detail"].update(live_score="1e-200"),
+    "live_score_underflow_float": lambda b: b["result"]["detail"].update(live_score=1e-200),
+    "live_score_big_float": lambda b: b["result"]["detail"].update(live_score=1e308),
+    "live_score_too_many_digits": lambda b: b["result"]["detail"].update(live_score="91." + "1" * 40),
+}
+
+
+@pytest.mark.parametrize("mutate", ODD_FACEID_ANSWERS.values(), ids=ODD_FACEID_ANSWERS.keys())
+def test_faceid_odd_answers_are_typed_malformed_errors(mutate: Any) -> None:
+    """An answer the reconciler cannot use is ProviderAnswerMalformed (a ProviderUnavailable), never a
+    KeyError / ValueError / OverflowError, and never a result that fails later at storage."""
+    body = _faceid()
+    mutate(body)
+    with pytest.raises(errors.ProviderAnswerMalformed, match="malformed") as info:
+        parse_faceid_payload(body, 60)
+    assert isinstance(info.value, errors.ProviderUnavailable)
+    assert (info.value.provider, info.value.charged) == ("juhe", True)
+
+
+def test_faceid_result_client_raises_typed_error_for_an_odd_search_answer() -> None:
+    body = _faceid()
+    body["result"]["detail"]["live_score"] = 10**400
+    c, _ = client(body)
+    with pytest.raises(errors.ProviderAnswerMalformed) as info:
+        c.faceid_result(key="k", jh_order_id="JH1", threshold=60)
+    assert info.value.provider_order_id == "JH1"
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, float):
+        return [value]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, (list, tuple)):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
+@pytest.mark.parametrize("live_score", ["1E-130", "91.11730", 0, "9.99999999999999E+125"])
+def test_faceid_numbers_in_a_result_are_numbers_dynamodb_can_hold(live_score: Any) -> None:
+    from boto3.dynamodb.types import TypeSerializer
+
+    body = _faceid(score="59.996")
+    body["result"]["detail"]["live_score"] = live_score
+    result = parse_faceid_payload(body, 60)
+    assert result is not None
+    for number in _numbers(result.to_dict()):  # stored as Decimal(repr(float)), as the records do
+        stored = Decimal(repr(number))
+        TypeSerializer().serialize(stored)
+        assert stored == 0 or results.DYNAMO_MIN <= abs(stored) <= results.DYNAMO_MAX
+
+
+def test_faceid_live_score_that_rounds_past_the_dynamodb_maximum_is_malformed() -> None:
+    body = _faceid()
+    body["result"]["detail"]["live_score"] = "9.9999999999999999999999999999999999999E+125"  # float: 1e126
+    with pytest.raises(errors.ProviderAnswerMalformed):
+        parse_faceid_payload(body, 60)
+
+
+def test_faceid_certify_score_just_under_the_threshold_is_a_mismatch() -> None:
+    result = parse_faceid_payload(_faceid(score="59.996"), 60)
+    assert result is not None
+    assert (result.decision, result.face.result, result.face.score) == ("fail", "mismatch", 59.99)
+    assert result.face.provider_score == "59.996"
+
+
+@pytest.mark.parametrize(
+    ("score", "result_face"), [("59.996", "mismatch"), ("59.9999999999", "mismatch"), ("60", "match")]
+)
+def test_verifyface_compares_the_exact_score(score: str, result_face: str) -> None:
+    result = juhe.parse_verifyface({"error_code": 0, "result": {"res": 1, "score": score, "orderid": "JH1"}}, 60)
+    assert result.face.result == result_face
+    assert (result.face.score >= 60) is (result_face == "match")
+
+
+@pytest.mark.parametrize("score", [10**400, "1e-200", 1e-200, "1e999", 1e300])
+def test_verifyface_unstorable_score_is_malformed(score: Any) -> None:
+    with pytest.raises(errors.ProviderAnswerMalformed) as info:
+        juhe.parse_verifyface({"error_code": 0, "result": {"res": 1, "score": score, "orderid": "JH1"}}, 60)
+    assert (info.value.charged, info.value.provider_order_id) == (True, "JH1")
+
+
+@pytest.mark.parametrize("score", [10**400, "1e-200", 1e-200, "1e999", 1e300])
+def test_four_factor_unstorable_score_is_malformed(score: Any) -> None:
+    body = {"error_code": 0, "result": {"res": 100, "score": score, "type": "联通", "orderid": "JH1"}}
+    with pytest.raises(errors.ProviderAnswerMalformed) as info:
+        juhe.parse_four_factor(body)
+    assert (info.value.charged, info.value.provider_order_id) == (True, "JH1")
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -696,6 +807,65 @@ def test_signature_non_strings(response: Any, sign: Any, key: Any) -> None:
 @pytest.mark.parametrize("sign", ["", GOOD_SIGN[:-1], GOOD_SIGN + "0", " " + GOOD_SIGN, "张" * 32, "g" * 32])
 def test_signature_malformed_sign(sign: str) -> None:
     assert verify_return_signature(RESPONSE, sign, KEY) is False
+
+
+# A response whose encodings differ: quote(safe='') writes a space as %20, quote_plus as '+'.
+SPACED = (
+    '{"error_code": 0, "reason": "SUCCESS", "result": {"passed": "T", "jh_order_id": "JH1", "message": "比对 成功/ok"}}'
+)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("signed_over", "form"),
+    [
+        (SPACED, "decoded"),
+        (quote(SPACED, safe=""), "encoded"),
+        (quote_plus(SPACED), "encoded"),
+    ],
+    ids=["decoded", "quote", "quote_plus"],
+)
+def test_return_signature_form(signed_over: str, form: str) -> None:
+    assert quote(SPACED, safe="") != quote_plus(SPACED)
+    sign = _md5(signed_over + KEY)
+    assert juhe.return_signature_form(SPACED, sign, KEY) == form
+    assert juhe.return_signature_form(SPACED, sign.upper(), KEY) == form
+    assert verify_return_signature(SPACED, sign, KEY) is True  # existing call sites accept both forms
+    assert juhe.return_signature_form(SPACED, sign, KEY + "x") is None  # every form needs the key
+    assert juhe.return_signature_form(SPACED, sign, "") is None
+    tampered = SPACED.replace('"T"', '"F"')
+    assert juhe.return_signature_form(tampered, sign, KEY) is None
+
+
+def test_return_signature_form_with_the_raw_encoded_value() -> None:
+    # a notify body or rawQueryString carries the value as it arrived; any percent-encoding then works
+    raw = quote(SPACED, safe="{}:,").replace("%E6", "%e6")
+    sign = _md5(raw + KEY)
+    assert juhe.return_signature_form(SPACED, sign, KEY) is None
+    assert juhe.return_signature_form(SPACED, sign, KEY, encoded=raw) == "encoded"
+    assert juhe.return_signature_form(SPACED, _md5(SPACED + KEY), KEY, encoded=raw) == "decoded"
+    assert juhe.return_signature_form(SPACED, sign, KEY, encoded=123) is None  # type: ignore[arg-type]
+
+
+def test_return_signature_form_refuses_what_verify_refuses() -> None:
+    assert juhe.return_signature_form(RESPONSE, GOOD_SIGN, KEY) == "decoded"
+    for response, sign, key in [(None, GOOD_SIGN, KEY), (RESPONSE, "张" * 32, KEY), (RESPONSE, GOOD_SIGN[:-1], KEY)]:
+        assert juhe.return_signature_form(response, sign, key) is None  # type: ignore[arg-type]
+
+
+def test_count_signature_form_metric(monkeypatch: pytest.MonkeyPatch) -> None:
+    from idv import observability
+
+    emitted: list[tuple[str, dict[str, str]]] = []
+    monkeypatch.setattr(observability, "_emit", lambda name, dims: emitted.append((name, dims)))
+    observability.count_signature_form("decoded")
+    observability.count_signature_form("encoded")
+    assert emitted == [("CallbackSignatures", {"form": "decoded"}), ("CallbackSignatures", {"form": "encoded"})]
+    with pytest.raises(ValueError):
+        observability.count_signature_form("forged")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Powertools Logger, Metrics and Tracer shared by the handlers; what may be logged is decided here.
 
 Log lines carry ids, check names, decisions and codes — never a name, ID number, mobile or image.
-Metrics: ProviderCalls, ChargedCalls (dimensions provider, check) and Decisions (decision).
+Metrics: ProviderCalls, ChargedCalls (dimensions provider, check), Decisions (decision) and
+CallbackSignatures (form: which reading of the FaceID return `sign` matched).
 """
 
 from __future__ import annotations
@@ -67,6 +68,17 @@ def count_provider_call(provider: str, check: str, charged: bool | None) -> None
 
 def count_decision(check: str, decision: str | None) -> None:
     _emit("Decisions", {"check": check, "decision": decision or "none"})
+
+
+SIGNATURE_FORMS = ("decoded", "encoded")
+
+
+def count_signature_form(form: str) -> None:
+    """One `CallbackSignatures` data point (dimension `form`: `decoded` | `encoded`) per FaceID callback
+    whose `sign` verified, with the reading it matched (`idv.providers.juhe.return_signature_form`)."""
+    if form not in SIGNATURE_FORMS:
+        raise ValueError(f"form must be one of {SIGNATURE_FORMS}")
+    _emit("CallbackSignatures", {"form": form})
 
 
 def _emit(name: str, dimensions: dict[str, str]) -> None:

@@ -1,13 +1,15 @@
 """Provider clients: one module per provider, each a thin client plus pure parsers.
 
     juhe.py     JuheClient: verifyface (plain / AES), four-factor, faceid query + search,
-                verify_return_signature, parse_faceid_payload (shared by search and the browser return)
+                verify_return_signature / return_signature_form (which reading of the return `sign`),
+                parse_faceid_payload (shared by search and the browser return)
     apetime.py  ApetimeClient: portrait_verification (md5 `sign`), apetime_sign
 
 Clients build the documented form, post it through `idv.http.post_json` (the one session / retry
 policy) with a classifier built from `idv.codes`, and hand the decoded JSON to a pure parser that
 returns an `idv.results.CheckResult`. Parsers never raise KeyError/TypeError on odd bodies: a body
-that does not have the documented shape is `ProviderUnavailable` with a detail saying what was
-wrong, and `charged` set from the body when the body says the call was billed.
+that does not have the documented shape (or carries a number DynamoDB cannot hold) is
+`ProviderAnswerMalformed` (a `ProviderUnavailable`) with a detail saying what was wrong, and `charged`
+set from what the body says about billing.
 No request value (name, ID number, mobile, image) and no provider image URL is kept or logged.
 """

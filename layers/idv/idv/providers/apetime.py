@@ -1,8 +1,16 @@
 """Apetime client: 身份人像比对 `api/identity/portrait_verification` (md5 `sign`).
 
-Money: Apetime bills when the body's `charge` is 1, whatever the `code` (2 = not billed), so
-`CheckResult.charged` and every raised `ProviderError.charged` come from the body. A body without a
-readable `charge` is "unknown" on errors (`charged=None`) and not billed on results.
+Money: Apetime bills when the body's `charge` is 1, whatever the `code` (2 = not billed): "以返回字段中的
+charge 为准". So `CheckResult.charged` and every raised `ProviderError.charged` come from the body, and a
+body without a readable `charge` is "unknown" (`None`) on results and errors alike, never "not billed".
+
+Image: `selfie_base64` is sent in the URL-safe alphabet with its `=` padding, as the document's only
+working example writes it (`Base64.getUrlEncoder().encodeToString(portrait)`); the standard alphabet is
+not proven to work. `multipart=True` sends the JPEG bytes as `selfie_file` instead.
+
+Scores are compared exactly (`results.exact_score`): 59.996 is under 60 and 39.999 under 40; the stored
+`face.score` is the display value (`results.display_score`, cut to 2 decimals). A score that is not a
+number DynamoDB can hold is a malformed answer (`errors.ProviderAnswerMalformed`).
 
 Decision (DESIGN §4): identity match and photo compared and score >= threshold is `pass`; a score in
 [40, threshold) is `review` (face `unverified`, reason `face_uncertain`); below 40 (or below the
@@ -14,8 +22,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import math
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -69,8 +77,8 @@ def _trace_id(body: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _malformed(body: Mapping[str, Any] | None, detail: str) -> errors.ProviderUnavailable:
-    return errors.ProviderUnavailable(
+def _malformed(body: Mapping[str, Any] | None, detail: str) -> errors.ProviderAnswerMalformed:
+    return errors.ProviderAnswerMalformed(
         f"apetime portrait_verification answered a malformed body: {detail}",
         provider=PROVIDER,
         charged=_charge(body) if body is not None else None,
@@ -119,12 +127,35 @@ def classify(body: dict[str, Any]) -> errors.IdvError | None:
     return None if info.kind == "outcome" else _error_for(info, body)
 
 
+_DECIMAL_INT = re.compile(r"[0-9]{1,18}")  # ASCII digits, short enough that int() never refuses them
+
+
 def _as_int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
+    if isinstance(value, str) and _DECIMAL_INT.fullmatch(value.strip()):
         return int(value.strip())
     return None
+
+
+def selfie_base64(image_b64: str) -> str:
+    """The image as `selfie_base64`: URL-safe alphabet, `=` padding kept (Java's getUrlEncoder()).
+
+    Accepts the standard or the URL-safe alphabet (a `data:` prefix must already be stripped); anything
+    that is not base64 is an `ImageError` before any call.
+    """
+    return base64.urlsafe_b64encode(_decode_image(image_b64)).decode("ascii")
+
+
+def _decode_image(image_b64: str) -> bytes:
+    try:
+        text = image_b64.strip().translate(_URLSAFE_TO_STANDARD)
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (AttributeError, binascii.Error, ValueError):
+        raise errors.ImageError("image is not valid base64", field="image") from None
+
+
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -138,7 +169,7 @@ def parse_portrait(body: Mapping[str, Any], threshold: float) -> CheckResult:
     info = codes.apetime_code(code)
     if info.kind != "outcome":
         raise _error_for(info, body)
-    charged = _charge(body) is True
+    charged = _charge(body)  # None when the body does not say: billing follows `charge` only
     order_id = _trace_id(body)
     data = body.get("data")
     if not isinstance(data, Mapping):
@@ -195,20 +226,15 @@ def parse_portrait(body: Mapping[str, Any], threshold: float) -> CheckResult:
 
 
 def _scored_face(body: Mapping[str, Any], raw: Any, threshold: float) -> Face:
-    number: float | None = None
-    if not isinstance(raw, bool) and isinstance(raw, (int, float, str)):
-        try:
-            number = float(raw)
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number):
-        raise _malformed(body, "data.score is missing or not a number")
-    score = results.normalize_score(raw, scale=100)
-    assert score is not None
+    exact = results.exact_score(raw, 100) if raw is not None and raw != "" else None
+    if exact is None:
+        raise _malformed(body, "data.score is missing or not a usable number")
+    score = results.display_score(exact)
     provider_score = str(raw)
-    if score >= threshold:
+    # The bands are compared with the exact score: 59.996 is review (not pass), 39.999 fail (not review).
+    if results.score_at_least(exact, threshold):
         return Face("match", score=score, provider_score=provider_score, threshold=threshold)
-    if score >= APETIME_REVIEW_FLOOR:
+    if results.score_at_least(exact, APETIME_REVIEW_FLOOR):
         return Face("unverified", score=score, provider_score=provider_score, threshold=threshold)
     return Face("mismatch", score=score, provider_score=provider_score, threshold=threshold)
 
@@ -261,13 +287,9 @@ class ApetimeClient:
         }
         files = None
         if multipart:
-            try:
-                jpeg = base64.b64decode(image_b64, validate=True)
-            except (binascii.Error, ValueError):
-                raise errors.ImageError("image is not valid base64", field="image") from None
-            files = {"selfie_file": (SELFIE_FILENAME, jpeg, "image/jpeg")}
+            files = {"selfie_file": (SELFIE_FILENAME, _decode_image(image_b64), "image/jpeg")}
         else:
-            data["selfie_base64"] = image_b64
+            data["selfie_base64"] = selfie_base64(image_b64)
         body = http.post_json(
             self.session,
             self.base_url + PATH_PORTRAIT,

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from decimal import Decimal
+from typing import Any, Final, Literal
+from urllib.parse import quote, quote_plus
 
 import requests
 
@@ -68,8 +69,8 @@ class FaceIdSession:
 
 def _malformed(
     what: str, detail: str, *, charged: bool | None, order_id: str | None = None
-) -> errors.ProviderUnavailable:
-    return errors.ProviderUnavailable(
+) -> errors.ProviderAnswerMalformed:
+    return errors.ProviderAnswerMalformed(
         f"juhe {what} answered a malformed body: {detail}",
         provider=PROVIDER,
         charged=charged,
@@ -84,7 +85,7 @@ def _error_code(body: Any, what: str) -> int:
     raw = body.get("error_code")
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.strip().isdecimal() and raw.strip().isascii():
+    if isinstance(raw, str) and _DECIMAL_INT.fullmatch(raw.strip()):
         return int(raw.strip())
     # Without error_code nobody can say whether the call was billed.
     raise _malformed(what, "error_code is missing or not an integer", charged=None)
@@ -122,10 +123,13 @@ def classifier(api: str, *, bodies: bool = True) -> Callable[[dict[str, Any]], e
     return classify
 
 
+_DECIMAL_INT = re.compile(r"[0-9]{1,18}")  # ASCII digits, short enough that int() never refuses them
+
+
 def _as_int(value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdecimal() and value.strip().isascii():
+    if isinstance(value, str) and _DECIMAL_INT.fullmatch(value.strip()):
         return int(value.strip())
     return None
 
@@ -140,26 +144,17 @@ def _as_str(value: Any) -> str | None:
     return None
 
 
-def _finite_float(value: Any) -> float | None:
-    """A number or numeric string as a finite float; None for anything else (bools included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _score(raw: Any, *, scale: float, what: str, field: str, order_id: str | None, required: bool) -> float | None:
-    """A billed body's score normalized to 0-100; a present but non-numeric score is malformed."""
+def _score(raw: Any, *, scale: float, what: str, field: str, order_id: str | None, required: bool) -> Decimal | None:
+    """A billed body's score, exactly, on 0-100 (`results.exact_score`); decisions compare this value and
+    `results.display_score` gives the one shown. A present score that is not a number DynamoDB can hold
+    (NaN, 1e999, 1e-200, 10**400, text) is a malformed answer."""
     if raw is None or raw == "":
         if required:
             raise _malformed(what, f"{field} is missing", charged=True, order_id=order_id)
         return None
-    value = results.normalize_score(raw, scale=scale) if _finite_float(raw) is not None else None
+    value = results.exact_score(raw, scale)
     if value is None:
-        raise _malformed(what, f"{field} is not a number", charged=True, order_id=order_id)
+        raise _malformed(what, f"{field} is not a usable number", charged=True, order_id=order_id)
     return value
 
 
@@ -204,8 +199,8 @@ def parse_verifyface(body: Mapping[str, Any], threshold: float) -> CheckResult:
     identity: results.IdentityResult
     if res == 1:
         raw = result.get("score")
-        score = _score(raw, scale=100, what=what, field="score", order_id=order_id, required=True)
-        face = results.face_by_score(score, raw, threshold)
+        exact = _score(raw, scale=100, what=what, field="score", order_id=order_id, required=True)
+        face = results.face_by_score(exact, raw, threshold)
         identity = "match"
     elif res == 2:
         sub = _as_str(result.get("code"))
@@ -266,11 +261,11 @@ def parse_four_factor(body: Mapping[str, Any]) -> CheckResult:
         raise _malformed(what, "result.res is missing or not one of 100-116", charged=True, order_id=order_id)
     identity, face_result, mobile_result = triple
     raw = result.get("score")
-    score = _score(raw, scale=1000, what=what, field="score", order_id=order_id, required=False)
+    exact = _score(raw, scale=1000, what=what, field="score", order_id=order_id, required=False)
     compared = face_result in ("match", "mismatch")
     face = Face(
         face_result,  # type: ignore[arg-type]
-        score=score if compared else None,
+        score=results.display_score(exact) if compared and exact is not None else None,
         provider_score=None if raw is None else str(raw),
         threshold=None,
     )
@@ -373,20 +368,23 @@ def parse_faceid_payload(payload: Mapping[str, Any], threshold: float) -> CheckR
     identity, face_result = mapped
 
     raw_score = detail.get("certify_score")
-    score = _score(raw_score, scale=100, what=what, field="certify_score", order_id=order_id, required=False)
-    if face_result == "match" and score is not None and score < threshold:
-        face_result = "mismatch"
+    exact = _score(raw_score, scale=100, what=what, field="certify_score", order_id=order_id, required=False)
+    if face_result == "match" and exact is not None and not results.score_at_least(exact, threshold):
+        face_result = "mismatch"  # compared exactly: 59.996 is under 60
     compared = face_result in ("match", "mismatch")
     face = Face(
         face_result,  # type: ignore[arg-type]
-        score=score if compared else None,
+        score=results.display_score(exact) if compared and exact is not None else None,
         provider_score=None if raw_score is None else str(raw_score),
         threshold=threshold,
     )
     live_score_raw = detail.get("live_score")
-    live_score = _finite_float(live_score_raw)
-    if live_score is None and live_score_raw not in (None, ""):
-        raise _malformed(what, "live_score is not a number", charged=True, order_id=order_id)
+    live_number = results.provider_number(live_score_raw)
+    if live_number is None and live_score_raw not in (None, ""):
+        raise _malformed(what, "live_score is not a usable number", charged=True, order_id=order_id)
+    live_score = None if live_number is None else float(live_number)
+    if live_score is not None and results.provider_number(live_score) is None:  # e.g. 9.99...E+125 -> 1e126
+        raise _malformed(what, "live_score is not a usable number", charged=True, order_id=order_id)
     liveness = Liveness(passed=live_passed == "T", code=_as_str(detail.get("live_code")), score=live_score)
 
     all_passed = passed == live_passed == certify_passed == "T"
@@ -408,19 +406,50 @@ def parse_faceid_payload(payload: Mapping[str, Any], threshold: float) -> CheckR
     )
 
 
-def verify_return_signature(response: str, sign: str, key: str) -> bool:
-    """Whether `sign` == md5(response + key) (Juhe's browser-return signature), in constant time.
+SignatureForm = Literal["decoded", "encoded"]
 
-    `response` is the URL-decoded `response` query value exactly as received. Hex case is ignored;
-    anything that is not a string, an empty key, or a sign that is not 32 hex digits is False.
+
+def return_signature_form(response: str, sign: str, key: str, *, encoded: str | None = None) -> SignatureForm | None:
+    """Which reading of the document's `sign=md5(response值+key)` the browser return's `sign` matches.
+
+    `"decoded"`: md5 over `response` as the handler has it, URL-decoded (what API Gateway hands over).
+    `"encoded"`: md5 over the value as it travelled URL-encoded. The handler only has the decoded value,
+    so the encoded text is recomputed both ways a provider's URL encoder writes it: `quote(response,
+    safe="")` (spaces as %20, JavaScript's encodeURIComponent apart from !'()*) and `quote_plus(response)`
+    (spaces as '+', an HTML form / Java URLEncoder). `encoded`, when given, is the value exactly as it
+    arrived (a notify body or a raw query string) and is tried as well. None when no reading matches.
+
+    Every reading needs the key; every candidate is compared (hmac.compare_digest, no early exit), so
+    the time taken does not depend on which one matched. Hex case is ignored; anything that is not a
+    string, an empty key, or a sign that is not 32 hex digits is None.
     """
     if not (isinstance(response, str) and isinstance(sign, str) and isinstance(key, str)) or not key:
-        return False
+        return None
     candidate = sign.lower()
     if not _HEX32.fullmatch(candidate):
-        return False
-    expected = hashlib.md5((response + key).encode("utf-8")).hexdigest()
-    return hmac.compare_digest(expected, candidate)
+        return None
+    readings: list[tuple[SignatureForm, str]] = [
+        ("decoded", response),
+        ("encoded", quote(response, safe="")),
+        ("encoded", quote_plus(response, safe="")),
+    ]
+    if isinstance(encoded, str) and encoded:
+        readings.append(("encoded", encoded))
+    found: SignatureForm | None = None
+    for form, text in readings:
+        expected = hashlib.md5((text + key).encode("utf-8")).hexdigest()
+        if hmac.compare_digest(expected.encode("ascii"), candidate.encode("ascii")) and found is None:
+            found = form
+    return found
+
+
+def verify_return_signature(response: str, sign: str, key: str) -> bool:
+    """Whether `sign` is md5(response + key) (Juhe's browser-return signature) in either reading of
+    `return_signature_form`, in constant time. `response` is the URL-decoded `response` query value
+    exactly as received. Hex case is ignored; anything that is not a string, an empty key, or a sign
+    that is not 32 hex digits is False. Use `return_signature_form` to learn (and count) which reading.
+    """
+    return return_signature_form(response, sign, key) is not None
 
 
 # --------------------------------------------------------------------------------------------------
