@@ -21,6 +21,10 @@ DEFAULT_CREDENTIALS = {
 }
 
 
+APETIME_BASE64_CHOICES = ("urlsafe", "both")
+FACEID_SIGN_FORMS = ("decoded", "encoded")
+
+
 @dataclass
 class SandboxConfig:
     juhe_verifyface_key: str = DEFAULT_CREDENTIALS["juhe_verifyface_key"]
@@ -31,6 +35,13 @@ class SandboxConfig:
     apetime_app_secret: str = DEFAULT_CREDENTIALS["apetime_app_secret"]
     # Apetime accepts a request whose timestamp is within this many seconds of the sandbox clock.
     apetime_window_s: float = 300.0
+    # Alphabets `selfie_base64` may use: "urlsafe" (default: only what the document's Java sample proves,
+    # Base64.getUrlEncoder(); decoded as getUrlDecoder() does, padding optional, '+' and '/' refused) or
+    # "both" (also the standard alphabet, for clients that have not been proven against the provider).
+    apetime_base64: str = "urlsafe"
+    # What the FaceID return `sign` = md5(response + key) is computed over: "decoded" (the JSON text,
+    # default) or "encoded" (the value as placed in the returnUrl, quote(response, safe="")).
+    faceid_sign_form: str = "decoded"
     # FaceID: verify_url / jh_order_id life, and how long a search result's `img` URL works.
     faceid_session_ttl_s: float = 1800.0
     faceid_img_ttl_s: float = 600.0
@@ -50,6 +61,12 @@ class SandboxConfig:
     public_url: str = ""
     # Wall clock in seconds (tests inject a fake one; POST /_sandbox/clock moves it forward).
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.apetime_base64 not in APETIME_BASE64_CHOICES:
+            raise ValueError(f"apetime_base64 must be one of {APETIME_BASE64_CHOICES}")
+        if self.faceid_sign_form not in FACEID_SIGN_FORMS:
+            raise ValueError(f"faceid_sign_form must be one of {FACEID_SIGN_FORMS}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> SandboxConfig:

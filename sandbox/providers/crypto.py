@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
+from urllib.parse import quote
 
 from Crypto.Cipher import AES
 from Crypto.Util.Padding import pad, unpad
@@ -52,6 +54,17 @@ def apetime_sign(app_key: str, id_number: str, name: str, request_id: str, times
     return md5_hex(app_key + id_number + name + request_id + timestamp + app_secret)
 
 
-def faceid_sign(response_json: str, key: str) -> str:
-    """sign = md5(response + key), over the JSON text exactly as sent (before URL-encoding)."""
+def faceid_sign(response_json: str, key: str, form: str = "decoded") -> str:
+    """sign = md5(response + key): over the JSON text exactly as sent (before URL-encoding, "decoded"), or
+    over the value as placed in the returnUrl, quote(response, safe="") ("encoded")."""
+    if form == "encoded":
+        return md5_hex(quote(response_json, safe="") + key)
+    if form != "decoded":
+        raise ValueError("form must be 'decoded' or 'encoded'")
     return md5_hex(response_json + key)
+
+
+def apetime_sign_matches(expected: str, sign: str) -> bool:
+    """Constant-time comparison of Apetime's lowercase hex sign with what was sent (case-insensitive);
+    any text, non-ASCII included, is simply a mismatch."""
+    return hmac.compare_digest(expected.encode("utf-8"), sign.strip().lower().encode("utf-8"))

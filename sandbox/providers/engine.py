@@ -11,7 +11,6 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import hmac
 import json
 import secrets
 import string
@@ -25,7 +24,13 @@ from urllib.parse import urlsplit
 
 from sandbox.providers import codes
 from sandbox.providers.config import SandboxConfig
-from sandbox.providers.crypto import FieldDecryptError, aes_decrypt_field, apetime_sign, faceid_sign
+from sandbox.providers.crypto import (
+    FieldDecryptError,
+    aes_decrypt_field,
+    apetime_sign,
+    apetime_sign_matches,
+    faceid_sign,
+)
 from sandbox.providers.faceid import CAMERAS, Session, SessionStore, place_result, response_document, send_notify
 from sandbox.providers.identities import (
     FOUR_FACTOR_MESSAGES,
@@ -336,8 +341,8 @@ class Engine:
         model = f.get("model", "").strip() or "1"
         if model not in {"1", "2", "3", "4", "5"}:
             return juhe_error(api, 279301, detail="model取值1-5")
-        device = f.get("deviceType", "").strip() or "H5"
-        if device.upper() not in {"H5", "WEB"}:
+        device = f.get("deviceType", "") or "H5"  # optional; 取值WEB或者H5, exactly (no case folding)
+        if device not in {"H5", "WEB"}:
             return juhe_error(api, 279301, detail="deviceType取值WEB或H5")
         self.identity_fault(by_id_number(cert_no))
         now = self.now()
@@ -351,7 +356,7 @@ class Engine:
             model=model,
             return_url=return_url,
             notify_url=notify_url,
-            device_type=device.upper(),
+            device_type=device,
             created_at=now,
             expires_at=now + self.config.faceid_session_ttl_s,
         )
@@ -478,7 +483,7 @@ class Engine:
             session.state, session.result, session.image = "completed", result, picture_bytes
             session.completed_at = self.now()
         response = response_document(result)
-        sign = faceid_sign(response, session.key)
+        sign = faceid_sign(response, session.key, self.config.faceid_sign_form)
         if session.notify_url:
             threading.Thread(
                 target=send_notify,
@@ -512,7 +517,7 @@ class Engine:
         expected = apetime_sign(
             f["app_key"], f["id_number"], f["name"], f["request_id"], f["timestamp"], self.config.apetime_app_secret
         )
-        if not hmac.compare_digest(expected, f["sign"].strip().lower()):
+        if not apetime_sign_matches(expected, f["sign"]):
             return apetime_error("1000")
         try:
             stamp_ms = int(f["timestamp"])
@@ -523,7 +528,7 @@ class Engine:
         selfie_b64 = f.get("selfie_base64", "").strip()
         if selfie_b64:
             try:
-                raw = _apetime_b64decode(selfie_b64)
+                raw = _apetime_b64decode(selfie_b64, standard=self.config.apetime_base64 == "both")
             except (binascii.Error, ValueError):
                 return apetime_error("1002", "selfie_base64不是有效的base64编码")
         elif req.files.get("selfie_file"):
@@ -576,11 +581,14 @@ def _trace_id() -> str:
     return "TID" + uuid.uuid4().hex
 
 
-def _apetime_b64decode(value: str) -> bytes:
-    """Standard or URL-safe base64 (the document's Java sample uses Base64.getUrlEncoder())."""
-    if "-" in value or "_" in value:
-        value = value.translate(str.maketrans("-_", "+/"))
-        value += "=" * (-len(value) % 4)
+def _apetime_b64decode(value: str, *, standard: bool = False) -> bytes:
+    """URL-safe base64 as Java's Base64.getUrlDecoder() reads it (padding optional; '+' and '/' refused):
+    the document's Java sample encodes with Base64.getUrlEncoder(). With `standard` the standard alphabet
+    is tolerated too (SandboxConfig.apetime_base64 = "both")."""
+    if ("+" in value or "/" in value) and not standard:
+        raise ValueError("standard base64 alphabet")
+    value = value.translate(str.maketrans("-_", "+/"))
+    value += "=" * (-len(value) % 4)
     return base64.b64decode(value, validate=True)
 
 

@@ -62,6 +62,11 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def urlsafe_b64(data: bytes) -> str:
+    """What Apetime's document sends as selfie_base64: Java's Base64.getUrlEncoder() (padded)."""
+    return base64.urlsafe_b64encode(data).decode("ascii")
+
+
 def md5(text: str) -> str:
     return hashlib.md5(text.encode("utf-8")).hexdigest()
 
@@ -103,7 +108,7 @@ def apetime_form(
         "sign": md5(app_key + ident.id_number + name + request_id + ts + secret),
     }
     if image is not None:
-        form["selfie_base64"] = b64(image)
+        form["selfie_base64"] = urlsafe_b64(image)
     return form
 
 

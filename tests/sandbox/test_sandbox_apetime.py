@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sandbox.providers import identity, no_face_jpeg, scenario_selfie_jpeg, selfie_jpeg
-from tests.sandbox.helpers import APP_KEY, apetime_form, md5, provider_ready
+from sandbox.providers import ProviderSandbox, SandboxConfig, identity, no_face_jpeg, scenario_selfie_jpeg, selfie_jpeg
+from tests.sandbox.helpers import APP_KEY, apetime_form, b64, md5, provider_ready
 
 PATH = "/api/identity/portrait_verification"
 
@@ -86,6 +86,42 @@ def test_url_safe_base64_like_the_documents_java_sample(sb, http):
     form = apetime_form(ident, None)
     form["selfie_base64"] = base64.urlsafe_b64encode(provider_ready(selfie_jpeg(ident))).decode()
     assert post(sb, http, form)["data"]["photo"] == 1
+
+
+def test_url_safe_base64_without_padding_is_accepted(sb, http):
+    # Java's Base64.getUrlDecoder() (the decoder matching the sample's encoder) accepts it too
+    ident = identity("match")
+    form = apetime_form(ident, None)
+    form["selfie_base64"] = base64.urlsafe_b64encode(provider_ready(selfie_jpeg(ident))).decode().rstrip("=")
+    assert post(sb, http, form)["data"]["photo"] == 1
+
+
+def _standard_alphabet_form():
+    ident = identity("match")
+    form = apetime_form(ident, None)
+    form["selfie_base64"] = b64(provider_ready(selfie_jpeg(ident)))
+    assert "+" in form["selfie_base64"] or "/" in form["selfie_base64"]
+    return form
+
+
+def test_standard_alphabet_is_refused_by_default(sb, http):
+    # the document proves only the URL-safe alphabet; a getUrlDecoder() refuses '+' and '/'
+    body = post(sb, http, _standard_alphabet_form())
+    assert (body["code"], body["charge"]) == ("1002", 2) and "selfie_base64" in body["msg"]
+    assert sb.charged() == 0
+
+
+def test_standard_alphabet_is_accepted_when_configured(http):
+    with ProviderSandbox(config=SandboxConfig(apetime_base64="both")) as lenient:
+        assert post(lenient, http, _standard_alphabet_form())["data"]["photo"] == 1
+
+
+@pytest.mark.parametrize("sign", ["签" * 32, "é" * 32, "\u00ff", "ｆ" * 32])
+def test_non_ascii_sign_is_1000_not_a_server_error(sb, http, sign):
+    form = scenario_form("match")
+    form["sign"] = sign
+    body = post(sb, http, form)  # HTTP 200 with the documented answer, not a 500
+    assert (body["code"], body["msg"], body["charge"]) == ("1000", "验签失败", 2)
 
 
 def test_raw_utf8_body_like_the_documents_java_sample(sb, http):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import json
 import queue
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from PIL import Image
 
-from sandbox.providers import identity, other_person_jpeg
+from sandbox.providers import ProviderSandbox, SandboxConfig, identity, other_person_jpeg
 from tests.sandbox.helpers import FACEID_KEY, VERIFYFACE_KEY, NotifySink, faceid_form, md5
 
 QUERY, SEARCH = "/faceid/query", "/faceid/search"
@@ -224,6 +224,10 @@ def test_http_clock_control_moves_expiry(sb, http):
         {"notifyUrl": "ftp://example.com/n"},
         {"model": "6"},
         {"deviceType": "APP"},
+        {"deviceType": "h5"},
+        {"deviceType": "web"},
+        {"deviceType": "Web"},
+        {"deviceType": " H5"},
     ],
 )
 def test_query_parameter_errors_are_279301(sb, http, change):
@@ -249,3 +253,27 @@ def test_search_errors(sb, http):
 
 def test_unknown_verify_url(sb, http):
     assert http.get(sb.url + "/faceid/h5/nope", timeout=10).status_code == 404
+
+
+def test_sign_form_decoded_by_default(sb, http):
+    _, response, sign = finish(http, start(sb, http, "match")["verify_url"], action="pass")
+    assert sign == md5(response + FACEID_KEY)
+    assert sign != md5(quote(response, safe="") + FACEID_KEY)
+
+
+def test_sign_form_encoded_option_signs_the_url_encoded_value(http):
+    with NotifySink() as sink, ProviderSandbox(config=SandboxConfig(faceid_sign_form="encoded")) as sb:
+        started = start(sb, http, "match", notify_url=sink.url + "/n")
+        location, response, sign = finish(http, started["verify_url"], action="pass")
+        as_sent = urlsplit(location).query.split("&")[0].removeprefix("response=")
+        assert as_sent == quote(response, safe="")
+        assert sign == md5(as_sent + FACEID_KEY) and sign != md5(response + FACEID_KEY)
+        notify = parse_qs(sink.received.get(timeout=5)["body"].decode())
+        assert notify["response"] == [response] and notify["sign"] == [sign]
+
+
+def test_sign_form_option_is_checked():
+    with pytest.raises(ValueError, match="faceid_sign_form"):
+        SandboxConfig(faceid_sign_form="hex")
+    with pytest.raises(ValueError, match="apetime_base64"):
+        SandboxConfig(apetime_base64="standard")
