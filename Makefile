@@ -41,8 +41,9 @@ demo: venv
 	$(RUN) -m sandbox.demo
 
 # The same local stack kept serving until Ctrl-C, with the API URL, key and curl examples.
+# make dev PORT=3001 serves the API on another port (default 3000).
 dev: venv
-	$(RUN) -m sandbox.dev
+	PORT=$(or $(PORT),3000) $(RUN) -m sandbox.dev
 
 # Performance figures (not part of make test): writes bench/results.json and prints a table.
 bench: venv
