@@ -25,7 +25,7 @@ from sandbox.providers.config import SandboxConfig
 from sandbox.providers.engine import Engine, FaultRaised, Request, dumps
 from sandbox.providers.faceid import message_page, verify_page
 from sandbox.providers.forms import FormError, parse_form
-from sandbox.providers.state import API_BY_PATH, API_PATHS, FAULT_KINDS, Fault
+from sandbox.providers.state import ANSWER_FAULT, API_BY_PATH, API_PATHS, FAULT_KINDS, Fault
 
 MAX_BODY = 20 * 1024 * 1024
 
@@ -203,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
         except FormError as exc:
             form_fields, files, form_error = {}, {}, exc.kind
         key = form_fields.get("app_key" if api == "apetime" else "key", "")
-        fault = engine.faults.take(api)
+        fault = engine.faults.take(api, form_fields.get("jhOrderId") or form_fields.get("orderId"))
         if fault and fault.fault == "latency":
             engine.wait((fault.ms or self.sandbox.config.latency_fault_ms) / 1000)
             fault = None
@@ -220,6 +220,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _deliver(self, api: str, key: str, fault: Fault) -> None:
         engine = self.sandbox.engine
+        if fault.fault == ANSWER_FAULT:  # any answer, verbatim (a body no parser expects)
+            text = fault.body if isinstance(fault.body, str) else json.dumps(fault.body, ensure_ascii=False)
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            engine.record(api, key, parsed if isinstance(parsed, dict) else None, fault)
+            self._send(200, text.encode("utf-8"), "application/json;charset=utf-8")
+            return
         body = engine.fault_body(api, fault)
         engine.record(api, key, body, fault)
         if body is not None:
@@ -380,6 +389,8 @@ class _Handler(BaseHTTPRequestHandler):
                     ms=None if spec.get("ms") is None else int(spec["ms"]),
                     seconds=None if spec.get("seconds") is None else float(spec["seconds"]),
                     code=spec.get("code"),
+                    body=spec.get("body"),
+                    order=None if spec.get("order") is None else str(spec["order"]),
                 )
             except (KeyError, ValueError, TypeError) as exc:
                 self._json(400, {"error": str(exc), "faults": list(FAULT_KINDS), "apis": list(API_PATHS)})
@@ -560,9 +571,14 @@ class ProviderSandbox:
         ms: int | None = None,
         seconds: float | None = None,
         code: str | int | None = None,
+        body: Any = None,
+        order: str | None = None,
     ) -> dict[str, Any]:
-        """Make the next `count` calls to `api` fail with `fault` (count None: until cleared)."""
-        return self.engine.faults.add(fault, api, count, ms=ms, seconds=seconds, code=code).as_dict()
+        """Make the next `count` calls to `api` fail with `fault` (count None: until cleared); with
+        `order`, only calls for that jhOrderId / orderId; "answer" answers `body` verbatim."""
+        return self.engine.faults.add(
+            fault, api, count, ms=ms, seconds=seconds, code=code, body=body, order=order
+        ).as_dict()
 
     def clear_faults(self) -> None:
         self.engine.faults.clear()

@@ -36,6 +36,10 @@ FAULT_KINDS = (
     "source_timeout",  # verifyface 226401, four-factor 280105, FaceID 279303, Apetime 2000
     "error",  # answer the documented error `code` given with the fault
 )
+# HTTP 200 with the fault's `body` verbatim (a str as is, else its JSON): an answer no document
+# describes (an odd flag, a missing field, a huge number). Kept out of FAULT_KINDS, the documented
+# failures every check is run against; `add` accepts both.
+ANSWER_FAULT = "answer"
 
 
 def selector_matches(selector: str, api: str) -> bool:
@@ -52,6 +56,8 @@ class Fault:
     ms: int | None = None
     seconds: float | None = None
     code: str | None = None
+    body: Any = None  # "answer": what the call answers
+    order: str | None = None  # only calls for this order (jhOrderId / orderId)
     id: int = 0
     used: int = 0
     source: str = "control"  # "control" or "identity:<scenario>"
@@ -77,25 +83,31 @@ class FaultBoard:
         ms: int | None = None,
         seconds: float | None = None,
         code: str | int | None = None,
+        body: Any = None,
+        order: str | None = None,
     ) -> Fault:
-        if fault not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULT_KINDS)}")
+        if fault not in (*FAULT_KINDS, ANSWER_FAULT):
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join((*FAULT_KINDS, ANSWER_FAULT))}")
         if not any(selector_matches(api, a) for a in API_PATHS):
             raise ValueError(f"api {api!r} matches no API; use one of {', '.join(API_PATHS)}, juhe, apetime or *")
         if count is not None and count < 1:
             count = None
         if fault == "error" and code is None:
             raise ValueError("fault 'error' needs the `code` to answer")
-        f = Fault(fault, api, count, ms=ms, seconds=seconds, code=None if code is None else str(code))
+        if fault == ANSWER_FAULT and body is None:
+            raise ValueError("fault 'answer' needs the `body` to answer")
+        f = Fault(
+            fault, api, count, ms=ms, seconds=seconds, code=None if code is None else str(code), body=body, order=order
+        )
         with self._lock:
             f.id = next(self._ids)
             self._faults.append(f)
         return f
 
-    def take(self, api: str) -> Fault | None:
+    def take(self, api: str, order: str | None = None) -> Fault | None:
         with self._lock:
             for f in self._faults:
-                if selector_matches(f.api, api):
+                if selector_matches(f.api, api) and (f.order is None or f.order == order):
                     f.used += 1
                     if f.count is not None:
                         f.count -= 1
