@@ -75,6 +75,17 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                 f"16-20 KB: {_mark(t['output_in_window'])}",
             )
         )
+        hostile = images.get("hostile_battery")
+        if hostile:
+            rows.append(
+                (
+                    f"3 hostile images ({len(hostile['items'])}), peak RSS",
+                    f"max {hostile['max_peak_rss_mb']} MB ({hostile['worst']})",
+                    "",
+                    f"untyped errors: {len(hostile['untyped_errors'])}",
+                    f"<={hostile['limit_mb']} MB: {_mark(t.get('hostile_peak_rss_le_256mb', False))}",
+                )
+            )
     up = results.get("uploads")
     if up:
         rows.append(

@@ -10,6 +10,9 @@ functions that never see an image keep their cold start small.
    bomb never gets decoded) and a short side under 128 px (`ImageTooSmall`: Juhe needs a face of at
    least 128x128);
 3. decodes JPEGs with DCT-domain scaling (`draft`): a 12 MP photo is decoded at 1/4 scale, never in full;
+   before any decoding, estimates from the header the memory that decoding and the conversions below
+   will take, by format (see `_decode_bytes`), and refuses above MAX_DECODE_BYTES (`ImageTooLarge`).
+   Only the first frame / page of an animation or multi-page file is ever decoded;
 4. resizes so the long side is at most `target.max_side` (800, Juhe's recommendation), never up.
    Exception: a very elongated image keeps a 128 px short side, so its long side may exceed 800;
 5. applies the EXIF orientation (an unreadable EXIF block is ignored, not fatal), flattens
@@ -41,6 +44,9 @@ if TYPE_CHECKING:
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 MAX_PIXELS = 40_000_000
+# Largest estimated peak of decoding + conversion accepted: with the interpreter, a fresh process
+# stays under 256 MB of the 1024 MB Lambda. Still admits a 12 MP RGB WebP (16 bytes a pixel).
+MAX_DECODE_BYTES = 192 * 1024 * 1024
 MIN_SIDE = 128
 QUALITY_MIN = 40
 QUALITY_MAX = 95
@@ -193,8 +199,8 @@ def _prepare(raw: bytes, target: ImageTarget) -> PreparedImage:
 def _prepare_quietly(raw: bytes, target: ImageTarget) -> PreparedImage:
     from PIL import Image
 
-    opened = Image.open(io.BytesIO(raw), formats=_OPEN_FORMATS)
-    img: PILImage.Image = opened
+    # One name only: once converted, the decoded original must be free to go before the resize.
+    img: PILImage.Image = Image.open(io.BytesIO(raw), formats=_OPEN_FORMATS)
     source_format = img.format or ""
     if source_format not in _ACCEPTED_FORMATS:
         raise errors.ImageError("image format not supported (JPEG, PNG, BMP, GIF, TIFF or WebP)")
@@ -212,8 +218,10 @@ def _prepare_quietly(raw: bytes, target: ImageTarget) -> PreparedImage:
         orientation = _orientation(img)  # from the APP1 segment already parsed: decodes nothing
         if out_size != (width, height):
             img.draft("RGB", out_size)  # DCT-domain scaling: decode at 1/2, 1/4 or 1/8 of full size
+        _check_decode_memory(img, raw, source_format, (width, height), out_size)
         img.load()
     else:
+        _check_decode_memory(img, raw, source_format, (width, height), out_size)
         # Decode first, outside `_orientation`'s guard: PNG's getexif() would otherwise run the decode
         # itself and a decoder error swallowed there would leave a half-decoded image looking loaded.
         img.load()
@@ -300,6 +308,9 @@ def _to_working_mode(img: PILImage.Image) -> PILImage.Image:
 
 def _high_depth_to_l(img: PILImage.Image) -> PILImage.Image:
     """16/32-bit greyscale to 8 bits: 16-bit data is scaled, 8-bit data in an I image is kept."""
+    if img.mode == "I;16":
+        # Scaled within its own 2-byte mode, not through a 4-byte I copy: same pixels, half the memory.
+        return img.point(lambda value: value * (1 / 257)).convert("L")
     sixteen_bit = img.mode.startswith("I;16")
     wide = img if img.mode == "I" else img.convert("I")
     extrema = wide.getextrema()
@@ -319,6 +330,163 @@ def _flatten_to_rgb(img: PILImage.Image) -> PILImage.Image:
         background.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
         return background
     return img if img.mode == "RGB" else img.convert("RGB")
+
+
+# --------------------------------------------------------------------------------------------------
+# decode memory, from the header
+
+
+# Bytes per pixel of Pillow's own storage (every mode not listed takes 4).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_TIFF_JPEG_COMPRESSIONS = ("jpeg", "tiff_jpeg")
+_PNG_TEXT_CHUNKS = (b"zTXt", b"iTXt")
+# deflate expands at most ~1032:1; Pillow caps each text chunk and all text together.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _check_decode_memory(
+    img: PILImage.Image, raw: bytes, source_format: str, full_size: tuple[int, int], out_size: tuple[int, int]
+) -> None:
+    """ImageTooLarge when decoding and converting this image would need more than MAX_DECODE_BYTES."""
+    if _decode_bytes(img, raw, source_format, full_size, out_size) > MAX_DECODE_BYTES:
+        raise errors.ImageTooLarge(f"image needs more than {MAX_DECODE_BYTES // (1024 * 1024)} MB to decode")
+
+
+def _decode_bytes(
+    img: PILImage.Image, raw: bytes, source_format: str, full_size: tuple[int, int], out_size: tuple[int, int]
+) -> int:
+    """Peak bytes of `load()` and the conversions after it, from what the header says (`img.size` is
+    the size the decoder will produce, after any draft). The larger of two moments: during the decode
+    (the image + the decoder's own buffers) and during the conversion (the image + what the decoder
+    keeps + the working copy + the premultiplied copy an RGBA resize makes). Figures per format
+    measured with Pillow 13 (tests/unit/test_image_memory.py)."""
+    pixels = img.width * img.height
+    mode = img.mode
+    image = pixels * _MODE_BYTES.get(mode, 4)
+    transient = kept = 0
+    if source_format == "WEBP":
+        # Pillow goes through libwebp's animation decoder: two canvases (4 bytes a pixel each) live as
+        # long as the image, plus the frame handed over as bytes (4) while it is copied in. No scaling.
+        kept = 8 * pixels
+        transient = 4 * pixels
+    elif source_format in _JPEG_FORMATS:
+        transient = _jpeg_coefficient_bytes(img, raw, full_size)
+    elif source_format == "TIFF":
+        transient = _tiff_block_bytes(img)
+    elif source_format == "BMP" and img.info.get("compression") in (1, 2):
+        transient = 2 * pixels  # RLE: Pillow's Python decoder builds the pixels in a bytearray, then copies it
+    elif source_format == "PNG":
+        kept = _png_text_bytes(raw)
+
+    working_mode, conversion = _working_mode_of(mode, img.info.get("transparency") is not None)
+    working_bpp = _MODE_BYTES.get(working_mode, 4)
+    working = image if conversion == 0 else pixels * working_bpp
+    resizing = working
+    if out_size != img.size:
+        # Resizing RGBA / LA goes through a premultiplied copy of the same size, then (reducing_gap=2)
+        # an integer reduce and a horizontal pass before the final vertical one.
+        if working_mode in ("RGBA", "LA"):
+            resizing += working
+        factor_x = max(1, int(img.width / out_size[0] / 2))
+        factor_y = max(1, int(img.height / out_size[1] / 2))
+        reduced_rows = -(-img.height // factor_y)
+        if factor_x > 1 or factor_y > 1:
+            resizing += -(-img.width // factor_x) * reduced_rows * working_bpp
+        resizing += out_size[0] * reduced_rows * working_bpp
+    return kept + max(image + transient, image + conversion * pixels, resizing)
+
+
+def _working_mode_of(mode: str, has_key_colour: bool) -> tuple[str, int]:
+    """The mode `_to_working_mode` gives and the bytes per pixel it allocates on the way."""
+    if mode in ("RGB", "L"):
+        return ("RGBA", 4) if has_key_colour else (mode, 0)
+    if mode in ("RGBA", "LA"):
+        return mode, 0
+    if mode == "P":
+        return ("RGBA" if has_key_colour else "RGB"), 4
+    if mode in ("PA", "RGBa", "La"):
+        return "RGBA", 4
+    if mode in ("1", "F"):
+        return "L", 1
+    if mode == "I;16":
+        return "L", 3  # scaled in its own 2-byte mode, then 1 byte of L
+    if mode.startswith("I;16"):
+        return "L", 8  # through I (4) and its scaled copy (4)
+    if mode == "I":
+        return "L", 5
+    return "RGB", 4
+
+
+def _jpeg_coefficient_bytes(img: PILImage.Image, raw: bytes, full_size: tuple[int, int]) -> int:
+    """libjpeg keeps every DCT coefficient of the full-size image (2 bytes each, whatever the draft
+    scale) when the file has more than one scan (progressive, or one component per scan); a
+    single-scan file streams through a row of blocks. Unsure counts as multi-scan."""
+    layers = [(h, v) for _, h, v, _ in getattr(img, "layer", [])]
+    if not layers:
+        return 0
+    progressive = img.info.get("progressive")
+    scan = _jpeg_first_scan_components(raw)
+    if not progressive and scan is not None and scan >= len(layers):
+        return 0
+    h_max = max(h for h, _ in layers) or 1
+    v_max = max(v for _, v in layers) or 1
+    mcu_columns = -(-full_size[0] // (8 * h_max))
+    mcu_rows = -(-full_size[1] // (8 * v_max))
+    return sum(mcu_columns * h * mcu_rows * v for h, v in layers) * 64 * 2
+
+
+def _jpeg_first_scan_components(raw: bytes) -> int | None:
+    """How many components the first scan (SOS) carries; None when the markers cannot be walked."""
+    pos, end = 2, len(raw)
+    while pos + 4 < end:
+        if raw[pos] != 0xFF:
+            return None
+        marker = raw[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+            continue
+        if marker == 0xDA:
+            return raw[pos + 4]
+        pos += 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
+    return None
+
+
+def _tiff_block_bytes(img: PILImage.Image) -> int:
+    """The buffer libtiff decodes one strip or tile into (file layout; RGBA for JPEG/YCbCr data).
+    Uncompressed files go through Pillow's own reader, which needs no such buffer."""
+    if not getattr(img, "use_load_libtiff", True):
+        return 0
+    tags = getattr(img, "tag_v2", {})
+    width, height = img.size
+    bits = tags.get(258, (1,))
+    bits_per_pixel = sum(bits) if isinstance(bits, tuple) else int(bits)
+    if tags.get(262) == 6 or getattr(img, "_compression", "") in _TIFF_JPEG_COMPRESSIONS:
+        bits_per_pixel = max(bits_per_pixel, 32)
+    if 322 in tags and 323 in tags:
+        block_width, block_rows = int(tags[322]), int(tags[323])
+    else:
+        block_width, block_rows = width, min(int(tags.get(278, height) or height), height)
+    return (block_width * bits_per_pixel + 7) // 8 * block_rows
+
+
+def _png_text_bytes(raw: bytes) -> int:
+    """An upper bound on the text Pillow inflates and keeps from zTXt / iTXt chunks (tEXt is no bigger
+    than the file). Walks chunk headers only."""
+    from PIL import PngImagePlugin
+
+    total, pos, end = 0, 8, len(raw)
+    while pos + 8 <= end:
+        length = int.from_bytes(raw[pos : pos + 4], "big")
+        kind = raw[pos + 4 : pos + 8]
+        if kind in _PNG_TEXT_CHUNKS:
+            total += min(PngImagePlugin.MAX_TEXT_CHUNK, length * _DEFLATE_MAX_RATIO)
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return min(total, PngImagePlugin.MAX_TEXT_MEMORY)
 
 
 # --------------------------------------------------------------------------------------------------
