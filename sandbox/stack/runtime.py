@@ -113,7 +113,8 @@ class Function:
         self.containers = 0
         self.invocations = 0
 
-    def invoke(self, event: dict[str, Any]) -> Any:
+    def invoke(self, event: dict[str, Any], timeout_seconds: float | None = None) -> Any:
+        """Run one event; `timeout_seconds` overrides the function's timeout for this invocation."""
         isolate_invocations()
         with self._slots:
             with self._lock:
@@ -124,7 +125,7 @@ class Function:
                 with self._lock:
                     self.containers += 1
             try:
-                context = LambdaContext(self.name, timeout_seconds=self.timeout_seconds)
+                context = LambdaContext(self.name, timeout_seconds=timeout_seconds or self.timeout_seconds)
                 return container.lambda_handler(event, context)
             finally:
                 with self._lock:

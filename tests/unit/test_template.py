@@ -40,6 +40,7 @@ FUNCTIONS: dict[str, tuple[str, list[tuple[str, str, bool]]]] = {
     ),
     "UploadWorkerFunction": ("upload_worker", []),
     "ReconcilerFunction": ("reconciler", []),
+    "EventPublisherFunction": ("event_publisher", []),
 }
 
 DESIGN_ENV = (
@@ -91,7 +92,11 @@ API_EVENTS = {
     "delete_verification.json": ("VerificationsFunction", "DELETE", "/v1/verifications/{verification_id}"),
     "create_upload.json": ("VerificationsFunction", "POST", "/v1/uploads"),
 }
-OTHER_EVENTS = {"upload_worker.json": "UploadWorkerFunction", "reconciler.json": "ReconcilerFunction"}
+OTHER_EVENTS = {
+    "upload_worker.json": "UploadWorkerFunction",
+    "reconciler.json": "ReconcilerFunction",
+    "event_publisher.json": "EventPublisherFunction",
+}
 LOCAL_ENV_FILE = "env.json"  # --env-vars for sam local invoke, not an event
 
 
@@ -139,7 +144,7 @@ def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
 
 
-def test_the_eight_functions_with_their_code_dirs_and_handler(resources: dict[str, Any]) -> None:
+def test_the_functions_with_their_code_dirs_and_handler(resources: dict[str, Any]) -> None:
     functions = {k: v for k, v in resources.items() if v["Type"] == "AWS::Serverless::Function"}
     assert set(functions) == set(FUNCTIONS)
     for logical_id, (directory, _) in FUNCTIONS.items():
@@ -387,9 +392,13 @@ def test_least_privilege_policies(resources: dict[str, Any]) -> None:
 
     for logical_id in FUNCTIONS:
         names = policy_names(logical_id)
+        assert not any(name.endswith("FullAccess") for name in names), logical_id
+        if logical_id == "EventPublisherFunction":  # the outbox's reader: the bus and its failure queue only
+            assert names == {"EventBridgePutEventsPolicy", "SQSSendMessagePolicy"}
+            continue
         assert "AWSSecretsManagerGetSecretValuePolicy" in names, logical_id
         assert "DynamoDBCrudPolicy" in names, logical_id
-        assert not any(name.endswith("FullAccess") for name in names), logical_id
+        assert "EventBridgePutEventsPolicy" not in names, logical_id  # events leave through the outbox
     assert "KMSDecryptPolicy" in policy_names("UploadWorkerFunction")
     assert "SQSPollerPolicy" in policy_names("UploadWorkerFunction")
     sealing = [
@@ -418,10 +427,17 @@ def test_alarms_on_dlq_depth_and_api_5xx(resources: dict[str, Any]) -> None:
         r["Properties"]["MetricName"]: r["Properties"]
         for r in resources.values()
         if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["MetricName"] != "ApproximateNumberOfMessagesVisible"
     }
-    dlq = alarms["ApproximateNumberOfMessagesVisible"]
-    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["UploadDLQ", "QueueName"]}}]
-    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    queues = {
+        r["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    }
+    assert set(queues) == {"UploadDLQ", "EventsDLQ"}  # both dead-letter queues alarm on any message
+    for dlq in queues.values():
+        assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     api = alarms["5XXError"]
     assert (api["Namespace"], api["Period"], api["Threshold"]) == ("AWS/ApiGateway", 300, 0)
 

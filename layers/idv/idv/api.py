@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from idv import errors, idempotency
+from idv import aws, errors, idempotency
 from idv.config import get_settings
 from idv.idempotency import Answer, Key
 from idv.observability import logger
@@ -95,11 +95,9 @@ def new_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        misconfigured = aws_configuration_error(exc)
+        misconfigured = aws.configuration_error(exc)
         if misconfigured is not None:
-            logger.error(
-                "gateway misconfigured", extra={"code": misconfigured.code, "detail": misconfigured.detail}
-            )
+            logger.error("gateway misconfigured", extra={"code": misconfigured.code, "detail": misconfigured.detail})
             return problem_response(misconfigured)
         from idv.claims import is_storage_error
 
@@ -110,52 +108,6 @@ def new_resolver() -> APIGatewayRestResolver:
         return problem_response(errors.IdvError("an unexpected error occurred; it has been logged"))
 
     return app
-
-
-# AWS error codes that mean a resource named in the environment is missing or not usable by the function.
-_RESOURCE_ERRORS = frozenset(
-    {
-        "ResourceNotFoundException",
-        "NotFoundException",
-        "NoSuchBucket",
-        "AccessDenied",
-        "AccessDeniedException",
-        "DisabledException",
-        "KMSInvalidStateException",
-        "InvalidKeyUsageException",
-    }
-)
-# Which setting names the resource an AWS operation works on.
-_SETTING_OF_OPERATION = {
-    **dict.fromkeys(
-        ("PutItem", "GetItem", "UpdateItem", "DeleteItem", "Query", "Scan"), "VERIFICATIONS_TABLE / IDEMPOTENCY_TABLE"
-    ),
-    **dict.fromkeys(("Encrypt", "Decrypt", "GenerateDataKey"), "DATA_KEY_ID"),
-    **dict.fromkeys(("PutObject", "GetObject", "DeleteObject", "HeadObject"), "UPLOAD_BUCKET"),
-    "PutEvents": "EVENT_BUS_NAME",
-}
-
-
-def aws_configuration_error(exc: BaseException) -> errors.ConfigurationError | None:
-    """A ConfigurationError saying what to fix when an AWS call failed for a missing or forbidden resource."""
-    from botocore.exceptions import ClientError
-
-    cause: BaseException | None = exc
-    for _ in range(3):  # Powertools wraps DynamoDB errors of the idempotency store
-        if isinstance(cause, ClientError):
-            break
-        cause = cause.__cause__ if cause is not None else None
-    if not isinstance(cause, ClientError):
-        return None
-    code = str(cause.response.get("Error", {}).get("Code", ""))
-    if code not in _RESOURCE_ERRORS:
-        return None
-    operation = cause.operation_name
-    setting = _SETTING_OF_OPERATION.get(operation, "the function's environment")
-    return errors.ConfigurationError(
-        f"AWS {operation} failed with {code}: check {setting} (the resource must exist in this account and"
-        " region) and the function's IAM permissions"
-    )
 
 
 def idempotency_key(app: APIGatewayRestResolver, scope: str, payload: Any) -> Key | None:
@@ -173,7 +125,10 @@ def answer(result: Answer) -> Response:
     """The HTTP response of a (possibly replayed) answer."""
     if result.problem:
         return Response(
-            status_code=result.status, content_type=PROBLEM_JSON, body=json.dumps(result.body, ensure_ascii=False)
+            status_code=result.status,
+            content_type=PROBLEM_JSON,
+            body=json.dumps(result.body, ensure_ascii=False),
+            headers={"Retry-After": "1"} if result.status == 429 else None,
         )
     return json_response(result.status, result.body)
 

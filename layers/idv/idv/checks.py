@@ -229,6 +229,7 @@ def log_outcome(check: str, record: dict[str, Any]) -> None:
                 "verification_id": record["verification_id"],
                 "check": check,
                 "code": error.get("code"),
+                "detail": error.get("detail"),  # details name codes, fields and settings, never personal data
                 "charged": record.get("charged"),
             },
         )

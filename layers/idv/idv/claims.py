@@ -85,9 +85,12 @@ def lease_seconds(lambda_context: Any, default: float = 30.0) -> float:
 
 
 def is_storage_error(exc: BaseException) -> bool:
+    """An AWS failure that may pass (an outage, throttling, a dropped connection), not a misconfiguration."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return isinstance(exc, (ClientError, BotoCoreError))
+    from idv import aws
+
+    return isinstance(exc, (ClientError, BotoCoreError)) and aws.configuration_error(exc) is None
 
 
 def backoff(attempt: int) -> float:
@@ -192,11 +195,17 @@ def take(item: dict[str, Any], *, lease: float) -> Claim | None:
     return None
 
 
-def finish(claim: Claim, done: Finish, *, retry: Callable[[int], float] = backoff) -> Settled:
-    """Store the call's outcome under the claim (retried); 503 `result_not_stored` when storage keeps failing."""
+def finish(
+    claim: Claim, done: Finish, *, store_answer: bool = True, retry: Callable[[int], float] = backoff
+) -> Settled:
+    """Store the call's outcome under the claim (retried); 503 `result_not_stored` when storage keeps failing.
+
+    `store_answer=False` keeps the record's stored answer as it is (the upload worker: a replay of the
+    upload request answers with its ticket, not with the check's outcome).
+    """
     repo = repository()
     extra = dict(done.extra)
-    if done.answer.status != 200:  # a 200 answer is the record itself
+    if store_answer and done.answer.status != 200:  # a 200 answer is the record itself
         extra["answer"] = done.answer.to_json()
     write = repo.finish_write(done.record, claim_token=claim.token, extra=extra, remove=done.remove)
     failure = ""
@@ -235,7 +244,7 @@ def finish(claim: Claim, done: Finish, *, retry: Callable[[int], float] = backof
 def stranded(item: dict[str, Any], now: float | None = None) -> bool:
     """A pending record whose claim's lease ran out: its call may have happened, its holder is gone."""
     until = item.get("claimed_until")
-    if item.get("status") != "pending" or until is None or not item.get("claim_token"):
+    if item.get("status") != "pending" or until is None:
         return False
     return float(until) < (clock.now() if now is None else now)
 
@@ -249,7 +258,7 @@ def settle_interrupted(item: dict[str, Any]) -> Answer | None:
     exc = errors.CheckInterrupted(INTERRUPTED_DETAIL, verification_id=verification_id)
     failed = records.apply_error(item, exc.code, exc.detail, None, clock.now())
     answer = Answer.of_error(exc)
-    write = repository().finish_write(failed, claim_token=item["claim_token"], extra={"answer": answer.to_json()})
+    write = repository().finish_write(failed, claim_token=item.get("claim_token"), extra={"answer": answer.to_json()})
     try:
         changed = repository().apply(write)
     except Exception as exc2:

@@ -33,7 +33,6 @@ SEARCH_LEASE_SECONDS = 15  # faceid/search's read timeout (5 s) and margin: a cr
 MAX_SEARCHES = 6  # per session, callbacks and reconciler together
 RECONCILE_FIRST_SECONDS = 10 * 60  # the reconciler's first look after the start
 RECONCILE_EVERY_SECONDS = 10 * 60
-RECONCILE_GRACE_SECONDS = 60  # the one look after the 30 minutes
 CALLBACK_WAIT_SECONDS = 8.0  # a callback that lost the search lease waits this long for the winner
 TRANSIENT_SEARCH_ERRORS = ("provider_rate_limited", "provider_timeout")
 
@@ -205,7 +204,7 @@ def _next_look(item: dict[str, Any], now: float) -> int | None:
     expires = float(item.get("session_expires_at", 0))
     if now > expires:
         return None
-    return int(min(now + RECONCILE_EVERY_SECONDS, expires + RECONCILE_GRACE_SECONDS))
+    return int(min(now + RECONCILE_EVERY_SECONDS, expires + 1))
 
 
 def confirm(
@@ -222,7 +221,7 @@ def confirm(
     now = clock.now() if now is None else now
     token = _claim_search(item, now)
     if token is None:
-        if by_reconciler and now > float(item.get("session_expires_at", 0)) + RECONCILE_GRACE_SECONDS:
+        if by_reconciler and now > float(item.get("session_expires_at", 0)):
             current = claims.repository().get(verification_id) or item
             if int(current.get("search_count") or 0) >= MAX_SEARCHES and not current.get("search_token"):
                 return _end(current, None, None, now)  # no search left: the session ends expired
@@ -323,7 +322,8 @@ def reconcile(now: float | None = None, limit: int = 200) -> dict[str, int]:
             item = repository.get(verification_id)
             if item is None or item.get("status") != "pending":
                 continue
-            due = float(item.get("reconcile_at") or (expires - SESSION_SECONDS + RECONCILE_FIRST_SECONDS))
+            # Due at its next look, and always once its 30 minutes are over (the one look after them).
+            due = min(float(item.get("reconcile_at") or expires), expires)
             if due > now:
                 continue
             stats["seen"] += 1

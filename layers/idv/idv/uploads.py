@@ -136,7 +136,7 @@ def process_object(bucket: str, key: str) -> str:
             "the provider refused for now without charging; the queue retries", provider=item["provider"]
         )
     try:
-        settled = claims.finish(claim, done)
+        settled = claims.finish(claim, done, store_answer=False)
     except errors.ResultNotStored:
         hand_off(claim, done.record)
         return "handed_off"
