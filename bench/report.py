@@ -59,6 +59,18 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     else f"(prep p50 {warm['image_prep_ms']['p50']} ms, AWS p50 {warm['aws_ms']['p50']} ms)",
                 )
             )
+        keyed = warm.get("keyed")
+        if keyed:
+            budget = warm["round_trip_budget"]
+            rows.append(
+                (
+                    "2 AWS round trips per warm check",
+                    f"without key {warm['aws_calls_per_request']}, with key {keyed['aws_calls_per_request']}",
+                    "before: 2 without, 4 with",
+                    f"keyed direct p50 {keyed['direct_overhead_ms']['p50']} ms",
+                    f"<= {budget['without_key']} / {budget['with_key']}: {_mark(warm['round_trips_met'])}",
+                )
+            )
     images = results.get("images")
     if images:
         t = images["targets"]

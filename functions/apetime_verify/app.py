@@ -8,7 +8,7 @@ app = api.new_resolver()
 
 @app.post("/v1/portrait", summary="Identity and face vs the ID photo (Apetime)", responses=api.responses(Verification))
 def portrait(body: PortraitRequest):
-    return api.run_check_route(app, "portrait")
+    return api.run_check_route(app, "portrait", body)
 
 
 lambda_handler = api.http_handler(app)

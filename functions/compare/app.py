@@ -8,7 +8,7 @@ app = api.new_resolver()
 
 @app.post("/v1/compare", summary="Compare a selfie with the ID photo (Juhe)", responses=api.responses(Verification))
 def compare(body: CompareRequest):
-    return api.run_check_route(app, "compare")
+    return api.run_check_route(app, "compare", body)
 
 
 lambda_handler = api.http_handler(app)

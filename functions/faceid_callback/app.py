@@ -101,4 +101,4 @@ def _notify_fields() -> tuple[str | None, str | None]:
     return response, fields.get("sign", query.get("sign"))
 
 
-lambda_handler = api.http_handler(app)
+lambda_handler = api.http_handler(app, json_bodies=False)

@@ -14,7 +14,7 @@ app = api.new_resolver()
 def create_session(body: FaceIdSessionRequest):
     base = api.base_url(app)
     return api.post_route(
-        app, "faceid", lambda payload, key, lease: faceid.start_session(payload, base, key=key, lease=lease)
+        app, "faceid", lambda _payload, key, lease: faceid.start_session(body, base, key=key, lease=lease)
     )
 
 

@@ -41,9 +41,7 @@ def delete_verification(verification_id: str):
     responses=api.responses(UploadTicket, "The upload ticket", status=201),
 )
 def create_upload(body: UploadRequest):
-    return api.post_route(
-        app, "upload", lambda payload, key, lease: uploads.create_upload(payload, key=key, lease=lease)
-    )
+    return api.post_route(app, "upload", lambda _payload, key, lease: uploads.create_upload(body, key=key, lease=lease))
 
 
 lambda_handler = api.http_handler(app)

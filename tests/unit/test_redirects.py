@@ -8,8 +8,10 @@ urllib.parse, and, when Debian's chromium is installed, by the browser's own `ne
 from __future__ import annotations
 
 import ipaddress
+import queue
 import re
 import shutil
+import threading
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import idna
@@ -438,19 +440,61 @@ def test_arbitrary_text_never_lands_outside_the_allow_list(url: str) -> None:
 BROWSER_CORPUS = [url for url, _ in ACCEPTED]
 
 
+class _PageInThread:
+    """Chromium driven from a thread of its own: Playwright's sync API refuses a thread that already runs
+    an asyncio loop (the session's other browser tests may leave one), so every call goes through here."""
+
+    def __init__(self, sync_api, executable: str) -> None:
+        self._calls: queue.Queue = queue.Queue()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(sync_api, executable), daemon=True)
+        self._thread.start()
+        self._ready.wait(60)
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, sync_api, executable: str) -> None:
+        try:
+            with sync_api.sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=executable, args=["--no-sandbox", "--disable-gpu"], headless=True
+                )
+                page = browser.new_page()
+                page.set_content("<!doctype html><title>url</title>")
+                self._ready.set()
+                while (call := self._calls.get()) is not None:
+                    args, reply = call
+                    try:
+                        reply.put((page.evaluate(*args), None))
+                    except Exception as exc:
+                        reply.put((None, exc))
+                browser.close()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+
+    def evaluate(self, *args):
+        reply: queue.Queue = queue.Queue()
+        self._calls.put((args, reply))
+        value, error = reply.get(timeout=60)
+        if error is not None:
+            raise error
+        return value
+
+    def close(self) -> None:
+        self._calls.put(None)
+        self._thread.join(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def url_page():
     if shutil.which("chromium") is None:
         pytest.skip("chromium is not installed (make browser)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"], headless=True
-        )
-        page = browser.new_page()
-        page.set_content("<!doctype html><title>url</title>")
-        yield page
-        browser.close()
+    page = _PageInThread(sync_api, shutil.which("chromium"))
+    yield page
+    page.close()
 
 
 def browser_hostname(page, location: str) -> str | None:

@@ -32,6 +32,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Idempotency key reused or in progress"),
         (410, "The verification this Idempotency-Key made was erased"),
         (413, "Image too large"),
+        (415, "The body is not JSON"),
         (422, "Invalid input (ID number, mobile, name, consent, image)"),
         (429, "Provider rate limit"),
         (500, "Gateway misconfigured"),
@@ -71,6 +72,69 @@ def _parse_json_body(text: str) -> Any:
         raise json.JSONDecodeError(f"unreadable JSON ({type(exc).__name__})", "", 0) from None
 
 
+def request_problem(problems: Any) -> errors.IdvError:
+    """The one problem a refused request body answers with.
+
+    A structural fault (not JSON, not an object, a missing, unknown or wrong-typed field) is a 400
+    naming the fields; otherwise the first field's domain error keeps its own code and detail
+    (`idv.schemas.domain`), e.g. 422 `invalid_id_number`.
+    """
+    found = list(problems)
+    kinds = {str(e.get("type")) for e in found}
+    if "json_invalid" in kinds:
+        return errors.InvalidRequest("the request body is not valid JSON")
+
+    def where(e: dict[str, Any]) -> str:
+        return ".".join(str(p) for p in e.get("loc", ())[1:]) or "body"
+
+    structural = [e for e in found if errors.class_of(str(e.get("type"))) is None]
+    if any(where(e) == "body" for e in structural):
+        return errors.InvalidRequest("the request body must be a JSON object")
+    unknown = sorted({where(e) for e in structural if e.get("type") == "extra_forbidden"})
+    if unknown:
+        return errors.InvalidRequest(f"unknown fields: {', '.join(unknown)} (this route does not define them)")
+    if structural:
+        return errors.InvalidRequest(f"invalid or missing fields: {', '.join(sorted({where(e) for e in structural}))}")
+    first = found[0]
+    cls = errors.class_of(str(first.get("type"))) or errors.InvalidRequest
+    return cls(str((first.get("ctx") or {}).get("detail") or first.get("msg") or cls.title))
+
+
+def json_media_type(value: str | None) -> bool | None:
+    """Whether a Content-Type is JSON (case-insensitive, parameters allowed, `+json` suffixes too);
+    None when there is none."""
+    if value is None or not value.strip():
+        return None
+    media = value.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def refuse_media_type(event: dict[str, Any]) -> dict[str, Any] | None:
+    """415 `unsupported_media_type` for a body that is not JSON; a JSON one's header is normalized (in
+    place) to `application/json`, which is what Powertools' request validation parses."""
+    if not event.get("body"):
+        return None
+    names = [k for k in event.get("headers") or {} if k.lower() == "content-type"]
+    value = (event.get("headers") or {})[names[0]] if names else None
+    is_json = json_media_type(value)
+    if is_json is None or is_json:
+        for name in names:
+            del event["headers"][name]
+            (event.get("multiValueHeaders") or {}).pop(name, None)
+        event.setdefault("headers", {})["content-type"] = "application/json"
+        if event.get("multiValueHeaders") is not None:
+            event["multiValueHeaders"]["content-type"] = ["application/json"]
+        return None
+    hint = " (curl -d sends a form unless you add -H 'content-type: application/json')" if "form" in value else ""
+    problem = errors.UnsupportedMediaType(f"send the body as JSON with Content-Type: application/json{hint}")
+    return {
+        "statusCode": problem.status,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": json.dumps(problem.to_problem(), ensure_ascii=False),
+        "isBase64Encoded": False,
+    }
+
+
 def new_resolver() -> APIGatewayRestResolver:
     """A REST resolver with request validation and the error mapping installed."""
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_parse_json_body)
@@ -83,11 +147,7 @@ def new_resolver() -> APIGatewayRestResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response:
-        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in exc.errors()})
-        kinds = sorted({str(e.get("type")) for e in exc.errors()})
-        if "json_invalid" in kinds:
-            return problem_response(errors.InvalidRequest("the request body is not valid JSON"))
-        return problem_response(errors.InvalidRequest(f"invalid or missing fields: {', '.join(fields)}"))
+        return problem_response(request_problem(exc.errors()))
 
     @app.not_found
     def _not_found(_exc: NotFoundError) -> Response:
@@ -166,18 +226,24 @@ def base_url(app: APIGatewayRestResolver) -> str:
     return f"https://{context.domain_name}/{context.stage}"
 
 
-def run_check_route(app: APIGatewayRestResolver, check: str) -> Response:
-    """A synchronous check route: validate, then claim → call → finish once per Idempotency-Key."""
+def run_check_route(app: APIGatewayRestResolver, check: str, body: Any) -> Response:
+    """A synchronous check route: the validated body, then claim → call → finish once per Idempotency-Key."""
     from idv import checks
 
-    def run(payload: Any, key: Key | None, lease: float) -> Answer:
-        return checks.run_check(checks.parse_check_request(check, payload), key=key, lease=lease)
+    def run(_payload: Any, key: Key | None, lease: float) -> Answer:
+        return checks.run_check(checks.check_request(check, body), key=key, lease=lease)
 
     return post_route(app, check, run)
 
 
-def http_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """The Lambda entry point of an HTTP function: correlation id, tracing, then the resolver."""
+def http_handler(
+    app: APIGatewayRestResolver, *, json_bodies: bool = True
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The Lambda entry point of an HTTP function: correlation id, tracing, the media type, the resolver.
+
+    `json_bodies`: the function's bodies are JSON (415 for anything else); the FaceID callback takes
+    the provider's notify in whatever form it comes.
+    """
     from aws_lambda_powertools.logging import correlation_paths
 
     from idv.observability import logger, tracer
@@ -185,6 +251,7 @@ def http_handler(app: APIGatewayRestResolver) -> Callable[[dict[str, Any], Any],
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
     @tracer.capture_lambda_handler
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return app.resolve(event, context)
+        refused = refuse_media_type(event) if json_bodies else None
+        return refused or app.resolve(event, context)
 
     return lambda_handler

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from idv import claims, clock, errors, privacy, records, validation
+from idv import claims, clock, errors, privacy, records
 from idv.config import Settings, get_settings
 from idv.idempotency import Answer, Key
 from idv.observability import count_decision, count_provider_call, logger
 from idv.provider_secret import ProviderSecrets, get_provider_secrets
 
-CHECKS = ("compare", "four_factor", "portrait")
 PROVIDER_OF = {"compare": "juhe", "four_factor": "juhe", "portrait": "apetime", "faceid": "juhe"}
 
 
@@ -47,38 +46,30 @@ class CheckRequest:
         return f"CheckRequest(check={self.check!r}, <redacted>)"
 
 
-def parse_person(payload: dict[str, Any], *, with_mobile: bool) -> Person:
-    name = validation.validate_name(validation.require_string(payload, "name"))
-    id_number = validation.validate_id_number(validation.require_string(payload, "id_number"))
-    mobile = validation.validate_mobile(validation.require_string(payload, "mobile")) if with_mobile else None
-    return Person(name=name, id_number=id_number, mobile=mobile)
-
-
-def parse_common(payload: Any, settings: Settings) -> tuple[dict[str, Any], float, str | None]:
-    """Consent, threshold and client reference, shared by every check's request."""
-    if not isinstance(payload, dict):
-        raise errors.InvalidRequest("the request body must be a JSON object")
-    consent = validation.validate_consent(payload.get("consent"))
-    threshold = validation.validate_threshold(payload.get("threshold"), settings.face_score_threshold)
-    reference = validation.validate_client_reference(payload.get("client_reference"))
-    return consent, threshold, reference
-
-
 def image_target(check: str) -> Any:
     from idv import images
 
     return images.APETIME if PROVIDER_OF[check] == "apetime" else images.JUHE
 
 
-def parse_check_request(check: str, payload: Any, settings: Settings | None = None) -> CheckRequest:
-    """Validate a synchronous check request; cheap field checks first, the image last."""
+def person_of(body: Any) -> Person:
+    """The person of a validated request (`idv.schemas`): name, ID number, and mobile where it has one."""
+    return Person(name=body.name, id_number=body.id_number, mobile=getattr(body, "mobile", None))
+
+
+def consent_of(body: Any) -> dict[str, Any]:
+    return {"granted": True, "text_version": body.consent.text_version}
+
+
+def check_request(check: str, body: Any) -> CheckRequest:
+    """A synchronous check from its validated request; the image is prepared last (the costly part)."""
     from idv import images
 
-    settings = settings or get_settings()
-    consent, threshold, reference = parse_common(payload, settings)
-    person = parse_person(payload, with_mobile=check == "four_factor")
-    prepared = images.prepare_base64_image(validation.require_string(payload, "image"), image_target(check))
-    return CheckRequest(check, person, consent, threshold, reference, prepared.base64())
+    threshold = getattr(body, "threshold", None)
+    if threshold is None:  # four-factor has none: its decision is the provider's `res`
+        threshold = get_settings().face_score_threshold
+    prepared = images.prepare_base64_image(body.image, image_target(check))
+    return CheckRequest(check, person_of(body), consent_of(body), threshold, body.client_reference, prepared.base64())
 
 
 @cache

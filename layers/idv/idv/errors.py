@@ -6,8 +6,10 @@
     │   ├── InvalidMobile             422  invalid_mobile
     │   ├── InvalidName               422  invalid_name
     │   ├── ConsentRequired           422  consent_required
+    │   ├── ThresholdTooLow           422  threshold_too_low (below the deployment's FACE_SCORE_THRESHOLD)
     │   ├── InvalidRequest            400  invalid_request (malformed JSON, missing / wrong-typed field)
     │   ├── InvalidCallback           400  invalid_callback (FaceID return/notify: bad signature, foreign order)
+    │   ├── UnsupportedMediaType      415  unsupported_media_type (a body that is not JSON)
     │   └── ImageError                422  image_unreadable
     │       ├── ImageTooSmall         422  image_too_small
     │       └── ImageTooLarge         413  image_too_large (bytes or pixels: decompression bomb)
@@ -88,6 +90,11 @@ class ConsentRequired(InvalidInput):
     title = "Consent required"
 
 
+class ThresholdTooLow(InvalidInput):
+    code = "threshold_too_low"
+    title = "Threshold below the deployment's"
+
+
 class InvalidRequest(InvalidInput):
     status = 400
     code = "invalid_request"
@@ -98,6 +105,12 @@ class InvalidCallback(InvalidInput):
     status = 400
     code = "invalid_callback"
     title = "Invalid FaceID callback"
+
+
+class UnsupportedMediaType(InvalidInput):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
 
 
 class ImageError(InvalidInput):
@@ -238,3 +251,14 @@ class ProviderRejected(ProviderError):
     status = 502
     code = "provider_rejected"
     title = "Provider rejected the request"
+
+
+def class_of(code: str) -> type[IdvError] | None:
+    """The error class whose problem `code` this is (the first in the tree, breadth first), or None."""
+    pending: list[type[IdvError]] = [IdvError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.code == code:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None

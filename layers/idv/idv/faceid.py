@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from idv import checks, claims, clock, errors, records, redirects
+from idv import checks, claims, clock, errors, records
 from idv.config import get_settings
 from idv.idempotency import Answer, Key
-from idv.observability import count_provider_call, logger
+from idv.observability import count_provider_call, count_signature_form, logger
 from idv.provider_secret import get_provider_secrets
 
 SESSION_SECONDS = 30 * 60
@@ -41,20 +41,18 @@ def callback_url(base_url: str, verification_id: str) -> str:
     return f"{base_url.rstrip('/')}/v1/faceid/callback/{verification_id}"
 
 
-def start_session(payload: Any, base_url: str, *, key: Key | None = None, lease: float = 30.0) -> Answer:
-    """Validate, claim, call faceid/query once, store the pending session; the 201 answer for the client."""
+def start_session(body: Any, base_url: str, *, key: Key | None = None, lease: float = 30.0) -> Answer:
+    """From a validated request (`schemas.FaceIdSessionRequest`): claim, call faceid/query once, store the
+    pending session; the 201 answer for the client."""
     settings = get_settings()
-    consent, threshold, reference = checks.parse_common(payload, settings)
-    person = checks.parse_person(payload, with_mobile=False)
-    redirect = redirects.check_redirect_url(payload.get("redirect_url"), settings.allowed_redirect_hosts)
-    model = payload.get("model", 1)
-    device_type = payload.get("device_type", "H5")
+    person = checks.person_of(body)
+    threshold = body.threshold
+    redirect, model, device_type = body.redirect_url, body.model, body.device_type
     secret = get_provider_secrets(settings.provider_secret_id)
     created = clock.now()
     verification_id = clock.new_verification_id(created)
-    record = checks.pending_record(
-        checks.CheckRequest("faceid", person, consent, threshold, reference), verification_id, secret, created
-    )
+    request = checks.CheckRequest("faceid", person, checks.consent_of(body), threshold, body.client_reference)
+    record = checks.pending_record(request, verification_id, secret, created)
     claimed = claims.begin(record, key, lease=lease)
     if isinstance(claimed, Answer):
         return claimed
@@ -115,7 +113,7 @@ class CallbackOutcome:
 
 def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackOutcome:
     """Check the signed return, confirm with faceid/search, finish the record at most once."""
-    from idv.providers.juhe import verify_return_signature
+    from idv.providers.juhe import return_signature_form
 
     settings = get_settings()
     if not clock.is_verification_id(verification_id):
@@ -125,13 +123,15 @@ def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackO
     if item is None or item.get("check") != "faceid":
         raise errors.NotFound("no such verification")
     secret = get_provider_secrets(settings.provider_secret_id)
-    if (
-        not isinstance(response, str)
-        or not isinstance(sign, str)
-        or not verify_return_signature(response, sign, secret.juhe_faceid_key)
-    ):
+    form = (
+        return_signature_form(response, sign, secret.juhe_faceid_key)
+        if isinstance(response, str) and isinstance(sign, str)
+        else None
+    )
+    if form is None:
         logger.warning("faceid callback with a bad signature", extra={"verification_id": verification_id})
         raise errors.InvalidCallback("the callback signature does not verify")
+    count_signature_form(form)  # operators learn which reading of md5(response + key) the provider uses
     try:
         returned = json.loads(response)
     except ValueError:

@@ -1,55 +1,154 @@
-"""Request and response models of the public API: they drive validation and the OpenAPI document.
+"""Request and response models of the public API: one request model per route, validated once.
 
-Types are checked here; meaning (ID check digit, mobile format, name script, consent, image) is
-checked by `idv.validation` / `idv.images` so each failure keeps its own stable problem code.
+Each field carries its domain validator (`idv.validation`, `idv.redirects`), which raises the typed
+error of its field; `domain` keeps that error's problem code through pydantic (as the error `type`),
+and `api`'s RequestValidationError handler turns it back into the same problem+json. Fields a route
+does not define are refused (`extra="forbid"`). Handlers use the validated `body`.
+
+The public record shape is `Verification`; `records.PUBLIC_FIELDS` is derived from it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from idv import errors, validation
+
+Check = Literal["compare", "four_factor", "portrait", "faceid"]
+UploadCheck = Literal["compare", "four_factor", "portrait"]
+UploadContentType = Literal["image/jpeg", "image/png", "image/webp"]
+
+
+def domain(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`check` as a pydantic validator: its IdvError leaves as a pydantic error typed with the problem code."""
+
+    def run(value: Any) -> Any:
+        try:
+            return check(value)
+        except errors.IdvError as exc:
+            raise PydanticCustomError(exc.code, "{detail}", {"detail": exc.detail}) from None
+
+    return run
+
+
+def _threshold(value: Any) -> float:
+    from idv.config import get_settings
+
+    return validation.validate_threshold(value, get_settings().face_score_threshold)
+
+
+def _redirect_url(value: Any) -> str | None:
+    from idv import redirects
+    from idv.config import get_settings
+
+    return redirects.check_redirect_url(value, get_settings().allowed_redirect_hosts)
 
 
 class Consent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
     granted: bool = Field(description="Must be true: the person agreed to this face check")
     text_version: str = Field(description="Version of the consent text the person saw", max_length=64)
 
 
+Name = Annotated[
+    str,
+    Field(description="Name as on the ID card (Chinese characters, · for minority names)", max_length=64),
+    AfterValidator(domain(validation.validate_name)),
+]
+IdNumber = Annotated[
+    str,
+    Field(description="18-character resident ID number", max_length=32),
+    AfterValidator(domain(validation.validate_id_number)),
+]
+Mobile = Annotated[
+    str,
+    Field(description="Mainland mobile number (+86, spaces and dashes tolerated)", max_length=32),
+    AfterValidator(domain(validation.validate_mobile)),
+]
+ConsentField = Annotated[
+    Consent,
+    BeforeValidator(domain(validation.validate_consent)),
+    Field(description="Separate consent to face recognition (required)"),
+]
+Threshold = Annotated[
+    StrictFloat | StrictInt | None,
+    AfterValidator(domain(_threshold)),
+    Field(description="Face score threshold, from the deployment's FACE_SCORE_THRESHOLD up to 100 (default: it)"),
+]
+ClientReference = Annotated[
+    str | None,
+    AfterValidator(domain(validation.validate_client_reference)),
+    Field(description="Your own opaque reference, echoed back (never personal data)", max_length=128),
+]
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="Name as on the ID card (Chinese characters, · for minority names)", max_length=64)
-    id_number: str = Field(description="18-character resident ID number", max_length=32)
-    consent: Consent | None = Field(default=None, description="Separate consent to face recognition (required)")
-    threshold: float | None = Field(default=None, description="Face score threshold 0–100 (deployment default)")
-    client_reference: str | None = Field(default=None, description="Your own reference, echoed back", max_length=128)
+    # Cheap checks first: pydantic validates in this order.
+    consent: ConsentField = Field(default=None, validate_default=True)  # type: ignore[assignment]
+    client_reference: ClientReference = None
+    name: Name
+    id_number: IdNumber
 
 
-class CompareRequest(_Request):
+class _FaceRequest(_Request):
+    threshold: Threshold = Field(default=None, validate_default=True)
+
+
+class CompareRequest(_FaceRequest):
     image: str = Field(description="Selfie, base64 (a data:image/...;base64, prefix is tolerated)")
-
-
-class FourFactorRequest(CompareRequest):
-    mobile: str = Field(description="Mainland mobile number (+86, spaces and dashes tolerated)", max_length=32)
 
 
 class PortraitRequest(CompareRequest):
     pass
 
 
-class FaceIdSessionRequest(_Request):
-    redirect_url: str | None = Field(
-        default=None, description="https URL on an allowed host the browser returns to", max_length=2048
-    )
-    model: int = Field(default=1, ge=1, le=5, description="Juhe liveness model 1–5")
+class FourFactorRequest(_Request):
+    """No `threshold`: the four-factor decision is the provider's `res` (DESIGN §4), not a score cut-off."""
+
+    mobile: Mobile
+    image: str = Field(description="Selfie, base64 (a data:image/...;base64, prefix is tolerated)")
+
+
+class FaceIdSessionRequest(_FaceRequest):
+    redirect_url: Annotated[
+        str | None,
+        Field(description="https URL on an allowed host the browser returns to", max_length=2048),
+        AfterValidator(domain(_redirect_url)),
+    ] = None
+    model: StrictInt = Field(default=1, ge=1, le=5, description="Juhe liveness model 1–5")
     device_type: Literal["H5", "WEB"] = Field(default="H5")
 
 
-class UploadRequest(_Request):
-    check: Literal["compare", "four_factor", "portrait"] = Field(default="compare")
-    mobile: str | None = Field(default=None, description="Required when check is four_factor", max_length=32)
-    content_type: Literal["image/jpeg", "image/png", "image/webp"] = Field(default="image/jpeg")
+class UploadRequest(_FaceRequest):
+    check: UploadCheck = Field(default="compare")
+    mobile: Mobile | None = Field(default=None, description="Required when check is four_factor")
+    content_type: UploadContentType = Field(default="image/jpeg")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _four_factor_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("check") == "four_factor":
+            if data.get("mobile") is None:
+                raise PydanticCustomError("invalid_request", "mobile is required when check is four_factor")
+            if "threshold" in data:
+                raise PydanticCustomError("invalid_request", "threshold does not apply to check four_factor")
+        return data
 
 
 class FaceResult(BaseModel):
@@ -74,7 +173,7 @@ class Verification(BaseModel):
     """The verification record (DESIGN §4)."""
 
     verification_id: str
-    check: Literal["compare", "four_factor", "portrait", "faceid"]
+    check: Check
     provider: Literal["juhe", "apetime"]
     status: Literal["pending", "completed", "error", "expired"]
     decision: Literal["pass", "fail", "review"] | None = None

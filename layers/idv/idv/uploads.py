@@ -34,24 +34,21 @@ MIN_REMAINING_MS = 20_000
 
 
 FINISH_MESSAGE = "idv_finish"
-CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 
 def object_key(verification_id: str) -> str:
     return f"{PREFIX}{verification_id}"
 
 
-def create_upload(payload: Any, *, key: Key | None = None, lease: float = 30.0) -> Answer:
-    """Validate, seal the person's data on a pending record, return a presigned POST (once per key)."""
+def create_upload(body: Any, *, key: Key | None = None, lease: float = 30.0) -> Answer:
+    """From a validated request (`schemas.UploadRequest`): seal the person's data on a pending record,
+    return a presigned POST (once per key)."""
     settings = get_settings()
-    consent, threshold, reference = checks.parse_common(payload, settings)
-    check = payload.get("check", "compare")
-    if check not in checks.CHECKS:
-        raise errors.InvalidRequest(f"check must be one of {', '.join(checks.CHECKS)}")
-    content_type = payload.get("content_type", "image/jpeg")
-    if content_type not in CONTENT_TYPES:
-        raise errors.InvalidRequest(f"content_type must be one of {', '.join(CONTENT_TYPES)}")
-    person = checks.parse_person(payload, with_mobile=check == "four_factor")
+    check, content_type, threshold = body.check, body.content_type, body.threshold
+    person = checks.person_of(body)
+    if check != "four_factor":
+        person = checks.Person(name=person.name, id_number=person.id_number)  # a mobile only four-factor uses
+    consent, reference = checks.consent_of(body), body.client_reference
     bucket = require(settings.upload_bucket, "UPLOAD_BUCKET")
     secret = get_provider_secrets(settings.provider_secret_id)
     created = clock.now()

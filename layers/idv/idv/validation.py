@@ -13,7 +13,9 @@ name the field and the rule, never the value: they end up in problem documents a
   ideographs folded by NFC, and U+3007 〇) with middle dots between parts of minority names
   ("阿依古丽·买买提"). Lookalike separators (•, ・, ．, ･, ‧, ⋅, ∙, and the ASCII full stop) are
   normalized to U+00B7; a dot may not start or end the name or be doubled. 2-30 characters.
-- `validate_consent`, `validate_threshold`, `validate_client_reference`, `require_string`.
+- `validate_consent`, `validate_threshold` (never below the deployment's), `validate_client_reference`.
+
+The request models (`idv.schemas`) run these as field validators; the upload worker runs them too.
 """
 
 from __future__ import annotations
@@ -154,18 +156,24 @@ def validate_consent(value: Any) -> dict[str, Any]:
     return {"granted": True, "text_version": version}
 
 
-def validate_threshold(value: Any, default: float) -> float:
-    """The face score threshold (0-100) as a float; None means `default`; else InvalidRequest."""
+def validate_threshold(value: Any, deployment: float) -> float:
+    """A request's face score threshold: from the deployment's FACE_SCORE_THRESHOLD up to 100 (a request
+    may be stricter than the deployment, never laxer); None means the deployment's. -0.0 becomes 0.0."""
     if value is None:
-        return float(default)
+        return float(deployment) + 0.0
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise errors.InvalidRequest("threshold must be a number from 0 to 100")
+        raise errors.InvalidRequest("threshold must be a number", field="threshold")
     try:
-        threshold = float(value)
+        threshold = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
     except OverflowError:  # an int too large for a float
-        raise errors.InvalidRequest("threshold must be a number from 0 to 100") from None
+        raise errors.InvalidRequest("threshold must be a number from 0 to 100", field="threshold") from None
     if not THRESHOLD_MIN <= threshold <= THRESHOLD_MAX:  # also refuses NaN
-        raise errors.InvalidRequest("threshold must be a number from 0 to 100")
+        raise errors.InvalidRequest("threshold must be a number from 0 to 100", field="threshold")
+    if threshold < deployment:
+        raise errors.ThresholdTooLow(
+            f"threshold may not be below the deployment's FACE_SCORE_THRESHOLD ({deployment:g}): a request may"
+            " make the decision stricter, never laxer"
+        )
     return threshold
 
 
@@ -177,14 +185,4 @@ def validate_client_reference(value: Any) -> str | None:
         raise errors.InvalidRequest("client_reference must be a string")
     if len(value) > CLIENT_REFERENCE_MAX or not value.isprintable():
         raise errors.InvalidRequest(f"client_reference must be at most {CLIENT_REFERENCE_MAX} printable characters")
-    return value
-
-
-def require_string(payload: Any, field: str) -> str:
-    """`payload[field]` when it is a non-blank string (returned as sent); else InvalidRequest."""
-    if not isinstance(payload, dict):
-        raise errors.InvalidRequest("request body must be a JSON object")
-    value = payload.get(field)
-    if not isinstance(value, str) or not value.strip():
-        raise errors.InvalidRequest(f"field {field} is required", field=field)
     return value
