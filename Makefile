@@ -28,9 +28,13 @@ browser:
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict layers/idv/idv
 
 test: venv browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict layers/idv/idv
 	$(BIN)/python -m pytest
 
 unit: venv
@@ -68,6 +72,6 @@ validate: venv
 	  AWS_REGION=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}} $(SAM) validate --lint; \
 	else echo "($(SAM) not installed: skipped sam validate; run make build first)"; fi
 
-# Builds the layer and the eight functions for arm64 into .aws-sam/ (cached/parallel: samconfig.toml).
+# Builds the layer and the functions for arm64 into .aws-sam/ (cached/parallel: samconfig.toml).
 build: $(SAM_STAMP)
 	AWS_REGION=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}} $(SAM) build

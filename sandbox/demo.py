@@ -35,23 +35,30 @@ class Demo:
         self.rows: list[dict[str, Any]] = []
         self.failures: list[str] = []
 
-    def call(self, label: str, expect: Callable[[requests.Response], bool], send: Callable[[], requests.Response],
-             record: Callable[[requests.Response], dict[str, Any]] | None = None) -> requests.Response:
+    def call(
+        self,
+        label: str,
+        expect: Callable[[requests.Response], bool],
+        send: Callable[[], requests.Response],
+        record: Callable[[requests.Response], dict[str, Any]] | None = None,
+    ) -> requests.Response:
         started = time.perf_counter()
         response = send()
         elapsed = (time.perf_counter() - started) * 1000
         body = record(response) if record else _json(response)
         face = body.get("face") or {}
-        self.rows.append({
-            "flow": label,
-            "http": response.status_code,
-            "check": body.get("check") or "-",
-            "decision": body.get("decision") or body.get("code") or body.get("status") or "-",
-            "reasons": ",".join(body.get("reasons") or []) or "-",
-            "score": "-" if face.get("score") is None else f"{face['score']:g}",
-            "charged": "-" if "charged" not in body else str(body.get("charged")).lower(),
-            "ms": f"{elapsed:.0f}",
-        })
+        self.rows.append(
+            {
+                "flow": label,
+                "http": response.status_code,
+                "check": body.get("check") or "-",
+                "decision": body.get("decision") or body.get("code") or body.get("status") or "-",
+                "reasons": ",".join(body.get("reasons") or []) or "-",
+                "score": "-" if face.get("score") is None else f"{face['score']:g}",
+                "charged": "-" if "charged" not in body else str(body.get("charged")).lower(),
+                "ms": f"{elapsed:.0f}",
+            }
+        )
         if not expect(response):
             self.failures.append(f"{label}: HTTP {response.status_code} {response.text[:200]}")
         return response
@@ -93,8 +100,9 @@ def run(demo: Demo) -> None:
         return data
 
     demo.call("compare (plain)", ok, lambda: demo.post("/v1/compare", person_body(match, selfie)))
-    demo.call("compare, another person", ok,
-              lambda: demo.post("/v1/compare", person_body(match, people.other_person_jpeg(7))))
+    demo.call(
+        "compare, another person", ok, lambda: demo.post("/v1/compare", person_body(match, people.other_person_jpeg(7)))
+    )
     os.environ["JUHE_COMPARE_MODE"] = "aes"
     from idv.config import get_settings
 
@@ -104,40 +112,53 @@ def run(demo: Demo) -> None:
     get_settings.cache_clear()
 
     four = people.identity("match")
-    demo.call("four-factor", ok, lambda: demo.post(
-        "/v1/four-factor", person_body(four, people.selfie_jpeg(four), mobile=four.mobile)))
+    demo.call(
+        "four-factor",
+        ok,
+        lambda: demo.post("/v1/four-factor", person_body(four, people.selfie_jpeg(four), mobile=four.mobile)),
+    )
     demo.call("portrait (Apetime)", ok, lambda: demo.post("/v1/portrait", person_body(match, selfie)))
 
     # FaceID: initiate -> the sandbox's H5 page -> pass liveness -> signed return -> result.
     redirect = "http://127.0.0.1/after-verification"
-    session = demo.call("faceid initiate", lambda r: r.status_code == 201, lambda: demo.post(
-        "/v1/faceid/sessions", person_body(match, redirect_url=redirect)))
+    session = demo.call(
+        "faceid initiate",
+        lambda r: r.status_code == 201,
+        lambda: demo.post("/v1/faceid/sessions", person_body(match, redirect_url=redirect)),
+    )
     data = _json(session)
     if "verify_url" in data:
         browser = requests.Session()
         landing = h5.complete(browser, data["verify_url"], outcome="pass")
-        demo.call("faceid result", lambda r: _json(r).get("status") == "completed",
-                  lambda: demo.get(f"/v1/verifications/{data['verification_id']}"))
+        demo.call(
+            "faceid result",
+            lambda r: _json(r).get("status") == "completed",
+            lambda: demo.get(f"/v1/verifications/{data['verification_id']}"),
+        )
         if not landing.startswith(redirect):
             demo.failures.append(f"faceid: browser landed on {landing}, not the redirect page")
 
     # Upload: ticket -> presigned POST to S3 -> SQS -> worker -> result.
-    ticket = demo.call("upload ticket", lambda r: r.status_code == 201,
-                       lambda: demo.post("/v1/uploads", person_body(match, check="compare")))
+    ticket = demo.call(
+        "upload ticket",
+        lambda r: r.status_code == 201,
+        lambda: demo.post("/v1/uploads", person_body(match, check="compare")),
+    )
     data = _json(ticket)
     if "upload" in data:
         upload = data["upload"]
-        posted = requests.post(upload["url"], data=upload["fields"],
-                               files={"file": ("selfie.jpg", selfie, "image/jpeg")}, timeout=60)
+        posted = requests.post(
+            upload["url"], data=upload["fields"], files={"file": ("selfie.jpg", selfie, "image/jpeg")}, timeout=60
+        )
         if posted.status_code >= 300:
             demo.failures.append(f"upload POST: HTTP {posted.status_code}")
-        demo.call("upload result", lambda r: _json(r).get("status") == "completed",
-                  lambda: demo.wait(data["verification_id"]))
+        demo.call(
+            "upload result", lambda r: _json(r).get("status") == "completed", lambda: demo.wait(data["verification_id"])
+        )
 
     bad = person_body(match, selfie)
     bad["id_number"] = match.id_number[:-1] + ("0" if match.id_number[-1] != "0" else "1")
-    demo.call("bad input (ID check digit)", lambda r: r.status_code == 422,
-              lambda: demo.post("/v1/compare", bad))
+    demo.call("bad input (ID check digit)", lambda r: r.status_code == 422, lambda: demo.post("/v1/compare", bad))
 
     key = {"Idempotency-Key": f"demo-{uuid.uuid4()}"}
     body = person_body(match, selfie)

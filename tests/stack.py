@@ -26,8 +26,9 @@ class Api:
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.delete(self.stack.api_url + path, timeout=60, **kwargs)
 
-    def wait_for(self, verification_id: str, statuses: tuple[str, ...] = ("completed", "error", "expired"),
-                 timeout: float = 30.0) -> dict[str, Any]:
+    def wait_for(
+        self, verification_id: str, statuses: tuple[str, ...] = ("completed", "error", "expired"), timeout: float = 30.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             record = self.get(f"/v1/verifications/{verification_id}").json()

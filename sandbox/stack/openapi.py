@@ -1,6 +1,6 @@
 """The OpenAPI document of the public API, generated from the handlers' own routes and models.
 
-    python -m sandbox.stack.openapi > docs/openapi.json
+python -m sandbox.stack.openapi > docs/openapi.json
 """
 
 from __future__ import annotations

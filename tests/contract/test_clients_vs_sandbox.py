@@ -66,8 +66,13 @@ def check_verifyface(expected: str, result) -> None:
 def test_verifyface_matches_the_provider_table(juhe, sandbox, person, encrypted):
     expected = identities.expected(person)["verifyface"]
     call = lambda: juhe.verifyface(  # noqa: E731
-        key=KEYS["juhe_verifyface_key"], name=person.name, id_number=person.id_number, image_b64=selfie(person),
-        threshold=60, encrypted=encrypted, openid=KEYS["juhe_openid"],
+        key=KEYS["juhe_verifyface_key"],
+        name=person.name,
+        id_number=person.id_number,
+        image_b64=selfie(person),
+        threshold=60,
+        encrypted=encrypted,
+        openid=KEYS["juhe_openid"],
     )
     if "226401" in expected:
         with pytest.raises(errors.ProviderUnavailable) as caught:
@@ -82,11 +87,20 @@ def test_four_factor_matches_the_provider_table(juhe, person):
     from idv.codes import FOUR_FACTOR_RES
 
     expected = identities.expected(person)["four_factor"]
-    result = juhe.four_factor(key=KEYS["juhe_four_factor_key"], name=person.name, id_number=person.id_number,
-                              mobile=person.mobile, image_b64=selfie(person))
+    result = juhe.four_factor(
+        key=KEYS["juhe_four_factor_key"],
+        name=person.name,
+        id_number=person.id_number,
+        mobile=person.mobile,
+        image_b64=selfie(person),
+    )
     if "280105" in expected:
         assert (result.identity, result.mobile.result, result.decision, result.charged) == (
-            "unverified", "unverified", "fail", False)
+            "unverified",
+            "unverified",
+            "fail",
+            False,
+        )
         return
     res = int(expected.split()[1])
     assert (result.identity, result.face.result, result.mobile.result) == FOUR_FACTOR_RES[res]
@@ -99,8 +113,13 @@ def test_four_factor_matches_the_provider_table(juhe, person):
 def test_apetime_matches_the_provider_table(apetime, person, multipart):
     expected = identities.expected(person)["apetime"]
     call = lambda: apetime.portrait(  # noqa: E731
-        app_key=KEYS["apetime_app_key"], app_secret=KEYS["apetime_app_secret"], request_id="v01CONTRACT0001",
-        name=person.name, id_number=person.id_number, image_b64=selfie(person, images.APETIME), threshold=60,
+        app_key=KEYS["apetime_app_key"],
+        app_secret=KEYS["apetime_app_secret"],
+        request_id="v01CONTRACT0001",
+        name=person.name,
+        id_number=person.id_number,
+        image_b64=selfie(person, images.APETIME),
+        threshold=60,
         multipart=multipart,
     )
     if "2000" in expected:
@@ -126,14 +145,20 @@ def test_apetime_matches_the_provider_table(apetime, person, multipart):
 def test_faceid_start_page_and_search_match_the_provider_table(juhe, sandbox, person):
     expected = identities.expected(person)["faceid"]
     order = f"v01CONTRACT{abs(hash(person.scenario)) % 10**8:08d}"
-    session = juhe.faceid_start(key=KEYS["juhe_faceid_key"], name=person.name, id_number=person.id_number,
-                                order_id=order, return_url="https://customer.example/return")
+    session = juhe.faceid_start(
+        key=KEYS["juhe_faceid_key"],
+        name=person.name,
+        id_number=person.id_number,
+        order_id=order,
+        return_url="https://customer.example/return",
+    )
     assert session.jh_order_id.startswith("JH")
     assert juhe.faceid_result(key=KEYS["juhe_faceid_key"], jh_order_id=session.jh_order_id, threshold=60) is None
     live = re.search(r"live_code (\d+)", expected)
     outcome = "fail" if live else "pass"
-    landing = h5.complete(requests.Session(), session.verify_url, outcome=outcome,
-                          live_code=live.group(1) if live else "201")
+    landing = h5.complete(
+        requests.Session(), session.verify_url, outcome=outcome, live_code=live.group(1) if live else "201"
+    )
     assert landing.startswith("https://customer.example/return?response=")
     result = juhe.faceid_result(key=KEYS["juhe_faceid_key"], jh_order_id=session.jh_order_id, threshold=60)
     assert result is not None and result.provider_order_id == session.jh_order_id
@@ -164,15 +189,31 @@ def test_faults_raise_typed_errors_and_billable_timeouts_are_sent_once(juhe, ape
     try:
         with pytest.raises(FAULT_ERRORS[fault]) as caught:
             if client_api == "apetime":
-                apetime.portrait(app_key=KEYS["apetime_app_key"], app_secret=KEYS["apetime_app_secret"],
-                                 request_id="v01CONTRACTFAULT", name=person.name, id_number=person.id_number,
-                                 image_b64=selfie(person, images.APETIME), threshold=60)
+                apetime.portrait(
+                    app_key=KEYS["apetime_app_key"],
+                    app_secret=KEYS["apetime_app_secret"],
+                    request_id="v01CONTRACTFAULT",
+                    name=person.name,
+                    id_number=person.id_number,
+                    image_b64=selfie(person, images.APETIME),
+                    threshold=60,
+                )
             elif client_api == "four_factor":
-                juhe.four_factor(key=KEYS["juhe_four_factor_key"], name=person.name, id_number=person.id_number,
-                                 mobile=person.mobile, image_b64=selfie(person))
+                juhe.four_factor(
+                    key=KEYS["juhe_four_factor_key"],
+                    name=person.name,
+                    id_number=person.id_number,
+                    mobile=person.mobile,
+                    image_b64=selfie(person),
+                )
             else:
-                juhe.verifyface(key=KEYS["juhe_verifyface_key"], name=person.name, id_number=person.id_number,
-                                image_b64=selfie(person), threshold=60)
+                juhe.verifyface(
+                    key=KEYS["juhe_verifyface_key"],
+                    name=person.name,
+                    id_number=person.id_number,
+                    image_b64=selfie(person),
+                    threshold=60,
+                )
     finally:
         sandbox.clear_faults()
     error = caught.value
@@ -190,8 +231,12 @@ def test_faults_raise_typed_errors_and_billable_timeouts_are_sent_once(juhe, ape
 def test_fault_identities_fail_cleanly_or_pass_with_latency(juhe, sandbox, person):
     sandbox.reset()
     call = lambda: juhe.verifyface(  # noqa: E731
-        key=KEYS["juhe_verifyface_key"], name=person.name, id_number=person.id_number,
-        image_b64=selfie(identities.identity("match")), threshold=60)
+        key=KEYS["juhe_verifyface_key"],
+        name=person.name,
+        id_number=person.id_number,
+        image_b64=selfie(identities.identity("match")),
+        threshold=60,
+    )
     if person.fault == "latency":
         assert call().charged is True
         return
@@ -203,10 +248,12 @@ def test_fault_identities_fail_cleanly_or_pass_with_latency(juhe, sandbox, perso
 def test_one_warm_client_reuses_one_connection(juhe, sandbox):
     person = identities.identity("match")
     image = selfie(person)
-    juhe.verifyface(key=KEYS["juhe_verifyface_key"], name=person.name, id_number=person.id_number,
-                    image_b64=image, threshold=60)
+    juhe.verifyface(
+        key=KEYS["juhe_verifyface_key"], name=person.name, id_number=person.id_number, image_b64=image, threshold=60
+    )
     before = sandbox.connections
     for _ in range(5):
-        juhe.verifyface(key=KEYS["juhe_verifyface_key"], name=person.name, id_number=person.id_number,
-                        image_b64=image, threshold=60)
+        juhe.verifyface(
+            key=KEYS["juhe_verifyface_key"], name=person.name, id_number=person.id_number, image_b64=image, threshold=60
+        )
     assert sandbox.connections == before

@@ -164,8 +164,12 @@ def test_upload_flow_completes_and_cleans_up(api, stack, people):
     assert ticket.status_code == 201, ticket.text
     data = ticket.json()
     upload = data["upload"]
-    posted = requests.post(upload["url"], data=upload["fields"],
-                           files={"file": ("s.jpg", people.selfie_jpeg(person), "image/jpeg")}, timeout=30)
+    posted = requests.post(
+        upload["url"],
+        data=upload["fields"],
+        files={"file": ("s.jpg", people.selfie_jpeg(person), "image/jpeg")},
+        timeout=30,
+    )
     assert posted.status_code < 300, posted.text
     record = api.wait_for(data["verification_id"])
     assert record["status"] == "completed" and record["decision"] == "pass", record
@@ -217,10 +221,17 @@ def test_no_personal_data_in_stored_items(api, stack, people):
 
 
 def test_environment_matches_template(stack):
-    for name in ("VERIFICATIONS_TABLE", "IDEMPOTENCY_TABLE", "PROVIDER_SECRET_ID", "UPLOAD_BUCKET",
-                 "EVENT_BUS_NAME", "DATA_KEY_ID", "JUHE_BASE_URL", "APETIME_BASE_URL"):
+    for name in (
+        "VERIFICATIONS_TABLE",
+        "IDEMPOTENCY_TABLE",
+        "PROVIDER_SECRET_ID",
+        "UPLOAD_BUCKET",
+        "EVENT_BUS_NAME",
+        "DATA_KEY_ID",
+        "JUHE_BASE_URL",
+        "APETIME_BASE_URL",
+    ):
         assert os.environ[name] == stack.env[name]
-
 
 
 ROUTES = {"compare": "/v1/compare", "four_factor": "/v1/four-factor", "portrait": "/v1/portrait"}

@@ -30,8 +30,12 @@ def test_an_interrupted_upload_check_is_not_paid_twice(api, stack):
     )
     calls = stack.sandbox.calls()
     upload = ticket["upload"]
-    posted = requests.post(upload["url"], data=upload["fields"],
-                           files={"file": ("s.jpg", identities.selfie_jpeg(person), "image/jpeg")}, timeout=30)
+    posted = requests.post(
+        upload["url"],
+        data=upload["fields"],
+        files={"file": ("s.jpg", identities.selfie_jpeg(person), "image/jpeg")},
+        timeout=30,
+    )
     assert posted.status_code < 300
     record = api.wait_for(verification_id)
     assert record["status"] == "error" and record["error"]["code"] == "check_interrupted"
@@ -41,8 +45,12 @@ def test_an_interrupted_upload_check_is_not_paid_twice(api, stack):
 
 @pytest.mark.parametrize("payload", ["[" * 50_000, "1" * 5000, "{", "\udcff"])
 def test_unreadable_json_is_a_400(stack, payload):
-    answer = requests.post(f"{stack.api_url}/v1/compare", data=payload.encode("utf-8", "surrogatepass"),
-                           headers={"x-api-key": stack.api_key, "content-type": "application/json"}, timeout=30)
+    answer = requests.post(
+        f"{stack.api_url}/v1/compare",
+        data=payload.encode("utf-8", "surrogatepass"),
+        headers={"x-api-key": stack.api_key, "content-type": "application/json"},
+        timeout=30,
+    )
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == "invalid_request"
 
@@ -62,7 +70,7 @@ def test_an_answer_broken_off_mid_read_may_have_been_charged():
     def serve() -> None:
         conn, _ = server.accept()
         seen.append(conn.recv(65536))
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"error_")
+        conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"error_')
         conn.close()
 
     threading.Thread(target=serve, daemon=True).start()

@@ -225,9 +225,7 @@ def test_200_mixed_concurrent_requests(stack, people, metrics, ledger):
     stored = Counter(item["client_reference"]["S"] for item in items)
     if set(stored) != set(made):  # tell a lost record from a scan that missed it
         absent = {ref: made.get(ref) for ref in set(made) ^ set(stored)}
-        found = {
-            ref: stored_item(stack, vid) is not None if vid else "not answered" for ref, vid in absent.items()
-        }
+        found = {ref: stored_item(stack, vid) is not None if vid else "not answered" for ref, vid in absent.items()}
         raise AssertionError(f"records lost or made for refused requests: {found}")
     assert max(stored.values()) == 1, "a record was stored twice"
     assert {item["client_reference"]["S"]: item["verification_id"]["S"] for item in items} == made

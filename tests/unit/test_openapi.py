@@ -14,8 +14,13 @@ def test_document_is_valid_and_covers_every_route():
     document = openapi_document()
     validate(document)
     assert set(document["paths"]) == {
-        "/v1/compare", "/v1/four-factor", "/v1/portrait", "/v1/faceid/sessions",
-        "/v1/faceid/callback/{verification_id}", "/v1/verifications/{verification_id}", "/v1/uploads",
+        "/v1/compare",
+        "/v1/four-factor",
+        "/v1/portrait",
+        "/v1/faceid/sessions",
+        "/v1/faceid/callback/{verification_id}",
+        "/v1/verifications/{verification_id}",
+        "/v1/uploads",
     }
     assert set(document["paths"]["/v1/verifications/{verification_id}"]) == {"get", "delete"}
     callback = document["paths"]["/v1/faceid/callback/{verification_id}"]

@@ -43,7 +43,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
@@ -52,7 +52,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
-def problem_response(exc: errors.IdvError) -> Response:
+def problem_response(exc: errors.IdvError) -> Response[str]:
     headers = {"Retry-After": "1"} if isinstance(exc, errors.ProviderRateLimited) else None
     return Response(
         status_code=exc.status,
@@ -125,7 +125,7 @@ def refuse_media_type(event: dict[str, Any]) -> dict[str, Any] | None:
         if event.get("multiValueHeaders") is not None:
             event["multiValueHeaders"]["content-type"] = ["application/json"]
         return None
-    hint = " (curl -d sends a form unless you add -H 'content-type: application/json')" if "form" in value else ""
+    hint = " (curl -d sends a form unless you add -H 'content-type: application/json')" if "form" in str(value) else ""
     problem = errors.UnsupportedMediaType(f"send the body as JSON with Content-Type: application/json{hint}")
     return {
         "statusCode": problem.status,
@@ -135,38 +135,41 @@ def refuse_media_type(event: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _idv_error(exc: errors.IdvError) -> Response[str]:
+    if exc.status >= 500:  # details name codes, fields and settings, never personal data
+        logger.warning("request failed", extra={"code": exc.code, "status": exc.status, "detail": exc.detail})
+    return problem_response(exc)
+
+
+def _invalid(exc: RequestValidationError) -> Response[str]:
+    return problem_response(request_problem(exc.errors()))
+
+
+def _not_found(_exc: NotFoundError) -> Response[str]:
+    return problem_response(errors.NotFound("no such route"))
+
+
+def _unexpected(exc: Exception) -> Response[str]:
+    from idv.claims import is_storage_error
+
+    misconfigured = aws.configuration_error(exc)
+    if misconfigured is not None:
+        logger.error("gateway misconfigured", extra={"code": misconfigured.code, "detail": misconfigured.detail})
+        return problem_response(misconfigured)
+    if is_storage_error(exc):
+        logger.warning("storage unavailable", extra={"error": type(exc).__name__})
+        return problem_response(errors.StorageUnavailable("storage is unavailable; retry shortly"))
+    logger.exception("unexpected error", extra={"error": type(exc).__name__})
+    return problem_response(errors.IdvError("an unexpected error occurred; it has been logged"))
+
+
 def new_resolver() -> APIGatewayRestResolver:
-    """A REST resolver with request validation and the error mapping installed."""
+    """A REST resolver with request validation and the error mapping installed (one place for all)."""
     app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=_parse_json_body)
-
-    @app.exception_handler(errors.IdvError)
-    def _idv_error(exc: errors.IdvError) -> Response:
-        if exc.status >= 500:  # details name codes, fields and settings, never personal data
-            logger.warning("request failed", extra={"code": exc.code, "status": exc.status, "detail": exc.detail})
-        return problem_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    def _invalid(exc: RequestValidationError) -> Response:
-        return problem_response(request_problem(exc.errors()))
-
-    @app.not_found
-    def _not_found(_exc: NotFoundError) -> Response:
-        return problem_response(errors.NotFound("no such route"))
-
-    @app.exception_handler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        misconfigured = aws.configuration_error(exc)
-        if misconfigured is not None:
-            logger.error("gateway misconfigured", extra={"code": misconfigured.code, "detail": misconfigured.detail})
-            return problem_response(misconfigured)
-        from idv.claims import is_storage_error
-
-        if is_storage_error(exc):
-            logger.warning("storage unavailable", extra={"error": type(exc).__name__})
-            return problem_response(errors.StorageUnavailable("storage is unavailable; retry shortly"))
-        logger.exception("unexpected error", extra={"error": type(exc).__name__})
-        return problem_response(errors.IdvError("an unexpected error occurred; it has been logged"))
-
+    app.exception_handler(errors.IdvError)(_idv_error)
+    app.exception_handler(RequestValidationError)(_invalid)
+    app.not_found(_not_found)
+    app.exception_handler(Exception)(_unexpected)
     return app
 
 
@@ -181,7 +184,7 @@ def idempotency_key(app: APIGatewayRestResolver, scope: str, payload: Any) -> Ke
     return idempotency.key_for(scope, value, payload, hmac_key)
 
 
-def answer(result: Answer) -> Response:
+def answer(result: Answer) -> Response[str]:
     """The HTTP response of a (possibly replayed) answer."""
     if result.problem:
         return Response(
@@ -193,7 +196,9 @@ def answer(result: Answer) -> Response:
     return json_response(result.status, result.body)
 
 
-def post_route(app: APIGatewayRestResolver, scope: str, run: Callable[[Any, Key | None, float], Answer]) -> Response:
+def post_route(
+    app: APIGatewayRestResolver, scope: str, run: Callable[[Any, Key | None, float], Answer]
+) -> Response[str]:
     """Every POST route that creates a verification: `run(payload, key, lease)` once per Idempotency-Key."""
     from idv import claims
 
@@ -226,7 +231,7 @@ def base_url(app: APIGatewayRestResolver) -> str:
     return f"https://{context.domain_name}/{context.stage}"
 
 
-def run_check_route(app: APIGatewayRestResolver, check: str, body: Any) -> Response:
+def run_check_route(app: APIGatewayRestResolver, check: str, body: Any) -> Response[str]:
     """A synchronous check route: the validated body, then claim → call → finish once per Idempotency-Key."""
     from idv import checks
 

@@ -45,7 +45,7 @@ def _number(name: str, default: str, kind: type, low: float, high: float) -> flo
         raise ConfigurationError(f"environment variable {name} must be a number, got {raw!r}") from None
     if not low <= value <= high:
         raise ConfigurationError(f"environment variable {name} must be between {low:g} and {high:g}")
-    return value
+    return float(value) if kind is float else int(value)
 
 
 def settings_from_env() -> Settings:

@@ -225,8 +225,8 @@ def confirm(
             current = claims.repository().get(verification_id) or item
             if int(current.get("search_count") or 0) >= MAX_SEARCHES and not current.get("search_token"):
                 return _end(current, None, None, now)  # no search left: the session ends expired
-        current = _wait_for_winner(verification_id, wait) if wait else None
-        return CallbackOutcome(records.public_view(current or item), redirect, False)
+        waited = _wait_for_winner(verification_id, wait) if wait else None
+        return CallbackOutcome(records.public_view(waited or item), redirect, False)
     secret = get_provider_secrets(settings.provider_secret_id)
     threshold = float(settings.face_score_threshold if item.get("threshold") is None else item["threshold"])
     try:
@@ -323,7 +323,7 @@ def reconcile(now: float | None = None, limit: int = 200) -> dict[str, int]:
             if item is None or item.get("status") != "pending":
                 continue
             # Due at its next look, and always once its 30 minutes are over (the one look after them).
-            due = min(float(item.get("reconcile_at") or expires), expires)
+            due = min(expires if item.get("reconcile_at") is None else float(item["reconcile_at"]), expires)
             if due > now:
                 continue
             stats["seen"] += 1

@@ -48,7 +48,7 @@ class RetryPolicy:
     rand: Callable[[], float] = random.random
 
     def delay(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * (2**attempt)) * self.rand()
+        return float(min(self.max_delay, self.base_delay * (2**attempt)) * self.rand())
 
 
 NO_RETRY = RetryPolicy(attempts=1)
@@ -101,8 +101,7 @@ def post_json(
             ) from None
         except requests.Timeout:
             raise errors.ProviderTimeout(
-                f"{provider} did not answer within {read_timeout:g} s; it may have been charged, so it"
-                " was not retried",
+                f"{provider} did not answer within {read_timeout:g} s; it may have been charged, so it was not retried",
                 provider=provider,
                 charged=None,
             ) from None

@@ -432,7 +432,7 @@ def _jpeg_coefficient_bytes(img: PILImage.Image, raw: bytes, full_size: tuple[in
     v_max = max(v for _, v in layers) or 1
     mcu_columns = -(-full_size[0] // (8 * h_max))
     mcu_rows = -(-full_size[1] // (8 * v_max))
-    return sum(mcu_columns * h * mcu_rows * v for h, v in layers) * 64 * 2
+    return int(sum(mcu_columns * h * mcu_rows * v for h, v in layers)) * 64 * 2
 
 
 def _jpeg_first_scan_components(raw: bytes) -> int | None:

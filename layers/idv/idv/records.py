@@ -263,7 +263,8 @@ class Repository:
         return True
 
     def create(self, item: dict[str, Any]) -> None:
-        self.apply(self.create_write(item)) or _raise_exists(item["verification_id"])
+        if not self.apply(self.create_write(item)):
+            _raise_exists(item["verification_id"])
 
     def create_write(self, item: dict[str, Any]) -> Write:
         return put(self.table, item, condition="attribute_not_exists(verification_id)")

@@ -38,7 +38,7 @@ def domain(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def run(value: Any) -> Any:
         try:
             return check(value)
-        except errors.IdvError as exc:
+        except errors.InvalidInput as exc:  # a ConfigurationError is not the request's fault: it propagates
             raise PydanticCustomError(exc.code, "{detail}", {"detail": exc.detail}) from None
 
     return run
@@ -100,7 +100,7 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Cheap checks first: pydantic validates in this order.
-    consent: ConsentField = Field(default=None, validate_default=True)  # type: ignore[assignment]
+    consent: ConsentField = Field(default=None, validate_default=True)
     client_reference: ClientReference = None
     name: Name
     id_number: IdNumber

@@ -119,9 +119,9 @@ def process_object(bucket: str, key: str) -> str:
         s3.delete_object(Bucket=bucket, Key=key)
         return "interrupted"
     claim = claims.take(item, lease=CLAIM_SECONDS)
-    if claim is None:
+    if claim is None:  # another attempt holds it: look again later (it ends the record, or its lease runs out)
         logger.info("upload already being processed", extra={"verification_id": verification_id})
-        return "busy"
+        raise errors.IdempotencyInProgress("another attempt is running this upload check; the queue retries")
     try:
         done = _call(item, bucket, key)
     except Exception:

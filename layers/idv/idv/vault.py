@@ -18,9 +18,10 @@ def seal(data: dict[str, Any], *, key_id: str, verification_id: str) -> bytes:
         Plaintext=json.dumps(data, ensure_ascii=False).encode(),
         EncryptionContext={"verification_id": verification_id},
     )
-    return answer["CiphertextBlob"]
+    return bytes(answer["CiphertextBlob"])
 
 
 def unseal(blob: bytes, *, verification_id: str) -> dict[str, Any]:
     answer = aws.client("kms").decrypt(CiphertextBlob=blob, EncryptionContext={"verification_id": verification_id})
-    return json.loads(answer["Plaintext"])
+    data: dict[str, Any] = json.loads(answer["Plaintext"])
+    return data

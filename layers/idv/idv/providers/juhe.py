@@ -315,7 +315,7 @@ def _tf(detail: Mapping[str, Any], key: str, what: str, order_id: str | None) ->
     value = detail.get(key)
     if value not in ("T", "F"):
         raise _malformed(what, f"{key} is missing or not T/F", charged=True, order_id=order_id)
-    return value
+    return str(value)
 
 
 def parse_faceid_payload(payload: Mapping[str, Any], threshold: float) -> CheckResult | None:
