@@ -15,7 +15,7 @@ from bench import events, fixtures, timing
 
 
 def run(stack: Any, calls: int = 50) -> dict[str, Any]:
-    from idv import checks
+    from idv import providers
     from sandbox.stack.runtime import LambdaContext, load_app
 
     sandbox = stack.sandbox
@@ -23,7 +23,7 @@ def run(stack: Any, calls: int = 50) -> dict[str, Any]:
     body = fixtures.check_body("compare")
     statuses: set[int] = set()
     with timing.quiet_stdout():
-        checks.juhe_client.cache_clear()  # a new container: no provider client, no connection yet
+        providers.juhe_client.cache_clear()  # a new container: no provider client, no connection yet
         container = load_app(code_dir)
         context = LambdaContext("CompareFunction")
         start = sandbox.connections

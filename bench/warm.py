@@ -41,14 +41,14 @@ TARGET_MS = 3.0
 
 def _capture_form(container: Any, event: dict[str, Any], context: Any) -> tuple[str, dict[str, str]]:
     """(url, form) of the provider request the handler makes for `event`."""
-    from idv import checks
+    from idv import providers
 
     captured: list[requests.PreparedRequest] = []
 
     def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
         captured.append(response.request)
 
-    session = checks.juhe_client().session
+    session = providers.juhe_client().session
     session.hooks["response"].append(hook)
     try:
         answer = container.lambda_handler(event, context)

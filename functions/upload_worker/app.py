@@ -30,7 +30,7 @@ def handle_record(record: SQSRecord, lambda_context=None) -> None:
         outcome = uploads.finish_handed_off(handed_off)
         logger.info("upload processed", extra={"message_id": record.message_id, "outcome": outcome})
         return
-    for bucket, key in uploads.s3_records(record.body):
+    for bucket, key in uploads.s3_objects(record):
         outcome = uploads.process_object(bucket, key)
         logger.info("upload processed", extra={"message_id": record.message_id, "outcome": outcome})
 

@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.event_handler import Response
 
-from idv import api, claims, clock, erasure, errors, records, uploads
+from idv import api, claims, erasure, errors, records, uploads
 from idv.config import get_settings
 from idv.schemas import UploadRequest, UploadTicket, Verification
 
@@ -15,7 +15,7 @@ def _repository() -> records.Repository:
 
 @app.get("/v1/verifications/<verification_id>", summary="Read a verification", responses=api.responses(Verification))
 def get_verification(verification_id: str):
-    item = _repository().get(verification_id) if clock.is_verification_id(verification_id) else None
+    item = _repository().get(verification_id) if records.is_verification_id(verification_id) else None
     if item is None:
         raise errors.NotFound("no such verification")
     if claims.stranded(item) and "pending_data" not in item:  # upload claims are the worker's to settle
@@ -30,7 +30,7 @@ def get_verification(verification_id: str):
     responses={204: {"description": "Erased (record and any uploaded object)"}, **api.problems(404, 422, 500)},
 )
 def delete_verification(verification_id: str):
-    if not clock.is_verification_id(verification_id) or not erasure.erase_verification(verification_id):
+    if not records.is_verification_id(verification_id) or not erasure.erase_verification(verification_id):
         raise errors.NotFound("no such verification")
     return Response(status_code=204, body="")
 

@@ -61,14 +61,10 @@ def sandbox_secret(config: Any) -> dict[str, str]:
 
 
 def reset_layer_caches() -> None:
-    """Forget per-container caches of the layer (settings, clients, secret) after the env changed."""
-    from idv import aws, checks, config, provider_secret
+    """Forget per-container state of the layer (settings, clients, secret) after the env changed."""
+    import idv
 
-    config.get_settings.cache_clear()
-    aws.reset()
-    provider_secret.secrets_provider.cache_clear()
-    checks.juhe_client.cache_clear()
-    checks.apetime_client.cache_clear()
+    idv.reset()
 
 
 class LocalStack:

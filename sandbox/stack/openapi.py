@@ -10,27 +10,19 @@ import sys
 from typing import Any
 
 from sandbox.stack import template as tpl
-from sandbox.stack.runtime import load_app
 
 
 def openapi_document(server_url: str | None = None) -> dict[str, Any]:
-    """Merge the per-function OpenAPI documents of every API function into one."""
+    """Merge the per-function OpenAPI documents of every API function into one (Powertools' OpenAPIMerge)."""
+    from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+
     template = tpl.load_template()
-    document: dict[str, Any] | None = None
+    merge = OpenAPIMerge(
+        title="idv-gateway", version="1.0.0", description="Real-name identity verification gateway", on_conflict="error"
+    )
     for code_dir in sorted({route.code_dir for route in tpl.routes(template)}):
-        app = load_app(code_dir).app
-        part = json.loads(
-            app.get_openapi_json_schema(
-                title="idv-gateway", version="1.0.0", description="Real-name identity verification gateway"
-            )
-        )
-        if document is None:
-            document = part
-            continue
-        document["paths"].update(part.get("paths", {}))
-        document.setdefault("components", {}).setdefault("schemas", {}).update(
-            part.get("components", {}).get("schemas", {})
-        )
+        merge.add_file(tpl.ROOT / code_dir / "app.py", resolver_name="app")
+    document: dict[str, Any] | None = json.loads(merge.get_openapi_json_schema())
     assert document is not None
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     from idv.schemas import Problem

@@ -54,19 +54,14 @@ class Metrics:
 
 
 @pytest.fixture
-def metrics(monkeypatch) -> Metrics:
-    """Records every metric data point (wraps idv.observability._emit, which still writes the EMF line)."""
+def metrics() -> Metrics:
+    """Records every metric data point the layer emits in this process (observability's listener API)."""
     from idv import observability
 
     recorder = Metrics()
-    original = observability._emit
-
-    def emit(name: str, dimensions: dict[str, str]) -> None:
-        recorder.add(name, dimensions)
-        original(name, dimensions)
-
-    monkeypatch.setattr(observability, "_emit", emit)
-    return recorder
+    remove = observability.add_metric_listener(recorder.add)
+    yield recorder
+    remove()
 
 
 class LedgerDelta:

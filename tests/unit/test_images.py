@@ -257,7 +257,7 @@ class TestDecodeBase64:
         def no_decode(*args: object, **kwargs: object) -> bytes:
             raise AssertionError("decoded a text that is too long to be within the limit")
 
-        monkeypatch.setattr(images._b64, "b64decode", no_decode)
+        monkeypatch.setattr(base64, "b64decode", no_decode)
         with pytest.raises(errors.ImageTooLarge):
             decode_base64_image("A" * (MAX_IMAGE_BYTES * 2))
         with pytest.raises(errors.ImageTooLarge):  # invalid characters too: refused on length alone

@@ -856,13 +856,16 @@ def test_return_signature_form_refuses_what_verify_refuses() -> None:
         assert juhe.return_signature_form(response, sign, key) is None  # type: ignore[arg-type]
 
 
-def test_count_signature_form_metric(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_count_signature_form_metric() -> None:
     from idv import observability
 
     emitted: list[tuple[str, dict[str, str]]] = []
-    monkeypatch.setattr(observability, "_emit", lambda name, dims: emitted.append((name, dims)))
-    observability.count_signature_form("decoded")
-    observability.count_signature_form("encoded")
+    remove = observability.add_metric_listener(lambda name, dims: emitted.append((name, dims)))
+    try:
+        observability.count_signature_form("decoded")
+        observability.count_signature_form("encoded")
+    finally:
+        remove()
     assert emitted == [("CallbackSignatures", {"form": "decoded"}), ("CallbackSignatures", {"form": "encoded"})]
     with pytest.raises(ValueError):
         observability.count_signature_form("forged")

@@ -26,14 +26,10 @@ def juhe_aes_key(openid: str) -> bytes:
     return hashlib.md5(openid.encode("utf-8")).hexdigest()[:16].encode("ascii")
 
 
-def _pkcs7(data: bytes) -> bytes:
-    pad = BLOCK_SIZE - len(data) % BLOCK_SIZE
-    return data + bytes([pad]) * pad
-
-
 def encrypt_field(plaintext: str, openid: str) -> str:
     """AES-128-ECB of the UTF-8 `plaintext` with PKCS#5/7 padding, as standard base64 text."""
     from Crypto.Cipher import AES  # lazy: pycryptodome loads only in AES mode
+    from Crypto.Util.Padding import pad
 
     cipher = AES.new(juhe_aes_key(openid), AES.MODE_ECB)
-    return base64.b64encode(cipher.encrypt(_pkcs7(plaintext.encode("utf-8")))).decode("ascii")
+    return base64.b64encode(cipher.encrypt(pad(plaintext.encode("utf-8"), BLOCK_SIZE, style="pkcs7"))).decode("ascii")

@@ -9,14 +9,14 @@ The `Verification Completed` event leaves through the table's stream (the outbox
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from idv import claims, clock, errors, privacy, records
+from idv import claims, clock, errors, privacy, providers, records
 from idv.config import Settings, get_settings
 from idv.idempotency import Answer, Key
 from idv.observability import count_decision, count_provider_call, logger
 from idv.provider_secret import ProviderSecrets, get_provider_secrets
+from idv.results import CheckResult
 
 PROVIDER_OF = {"compare": "juhe", "four_factor": "juhe", "portrait": "apetime", "faceid": "juhe"}
 
@@ -72,31 +72,15 @@ def check_request(check: str, body: Any) -> CheckRequest:
     return CheckRequest(check, person_of(body), consent_of(body), threshold, body.client_reference, prepared.base64())
 
 
-@cache
-def juhe_client() -> Any:
-    from idv.providers.juhe import DEFAULT_READ_TIMEOUTS, JuheClient
-
-    settings = get_settings()
-    timeout = settings.provider_read_timeout
-    timeouts = dict.fromkeys(DEFAULT_READ_TIMEOUTS, timeout) if timeout else None
-    return JuheClient(base_url=settings.juhe_base_url, read_timeouts=timeouts)
-
-
-@cache
-def apetime_client() -> Any:
-    from idv.providers.apetime import DEFAULT_READ_TIMEOUT, ApetimeClient
-
-    settings = get_settings()
-    return ApetimeClient(
-        base_url=settings.apetime_base_url, read_timeout=settings.provider_read_timeout or DEFAULT_READ_TIMEOUT
-    )
-
-
-def call_provider(request: CheckRequest, verification_id: str, secret: ProviderSecrets, settings: Settings) -> Any:
+def call_provider(
+    request: CheckRequest, verification_id: str, secret: ProviderSecrets, settings: Settings
+) -> CheckResult:
     """One provider call for a prepared request; returns the normalized CheckResult."""
     person, image = request.person, request.image_b64
+    if image is None:
+        raise errors.InvalidRequest("the check has no prepared image")
     if request.check == "compare":
-        return juhe_client().verifyface(
+        return providers.juhe_client().verifyface(
             key=secret.juhe_verifyface_key,
             name=person.name,
             id_number=person.id_number,
@@ -106,7 +90,9 @@ def call_provider(request: CheckRequest, verification_id: str, secret: ProviderS
             openid=secret.juhe_openid,
         )
     if request.check == "four_factor":
-        return juhe_client().four_factor(
+        if person.mobile is None:
+            raise errors.InvalidRequest("four-factor needs a mobile number")
+        return providers.juhe_client().four_factor(
             key=secret.juhe_four_factor_key,
             name=person.name,
             id_number=person.id_number,
@@ -114,7 +100,7 @@ def call_provider(request: CheckRequest, verification_id: str, secret: ProviderS
             image_b64=image,
         )
     if request.check == "portrait":
-        return apetime_client().portrait(
+        return providers.apetime_client().portrait(
             app_key=secret.apetime_app_key,
             app_secret=secret.apetime_app_secret,
             request_id=verification_id,

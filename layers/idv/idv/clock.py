@@ -30,7 +30,3 @@ def new_verification_id(ts: float | None = None) -> str:
         chars.append(_CROCKFORD[value & 31])
         value >>= 5
     return "v" + "".join(reversed(chars))
-
-
-def is_verification_id(value: object) -> bool:
-    return isinstance(value, str) and 8 <= len(value) <= 32 and value.isascii() and value.isalnum()

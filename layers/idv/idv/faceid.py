@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from idv import checks, claims, clock, errors, records
+from idv import checks, claims, clock, errors, providers, records
 from idv.config import get_settings
 from idv.idempotency import Answer, Key
 from idv.observability import count_provider_call, count_signature_form, logger
@@ -58,7 +58,7 @@ def start_session(body: Any, base_url: str, *, key: Key | None = None, lease: fl
         return claimed
     url = callback_url(base_url, verification_id)
     try:
-        session = checks.juhe_client().faceid_start(
+        session = providers.juhe_client().faceid_start(
             key=secret.juhe_faceid_key,
             name=person.name,
             id_number=person.id_number,
@@ -116,7 +116,7 @@ def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackO
     from idv.providers.juhe import return_signature_form
 
     settings = get_settings()
-    if not clock.is_verification_id(verification_id):
+    if not records.is_verification_id(verification_id):
         raise errors.NotFound("no such verification")
     repository = claims.repository()
     item = repository.get(verification_id)
@@ -230,7 +230,7 @@ def confirm(
     secret = get_provider_secrets(settings.provider_secret_id)
     threshold = float(settings.face_score_threshold if item.get("threshold") is None else item["threshold"])
     try:
-        result = checks.juhe_client().faceid_result(
+        result = providers.juhe_client().faceid_result(
             key=secret.juhe_faceid_key, jh_order_id=item["jh_order_id"], threshold=threshold
         )
     except errors.NotFound:

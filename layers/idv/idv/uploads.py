@@ -84,28 +84,27 @@ def create_upload(body: Any, *, key: Key | None = None, lease: float = 30.0) -> 
     return settled.answer
 
 
-def s3_records(message_body: str) -> list[tuple[str, str]]:
-    """(bucket, decoded key) pairs of an S3 event notification delivered through SQS."""
-    import json
+def s3_objects(record: Any) -> list[tuple[str, str]]:
+    """(bucket, decoded key) pairs of an S3 event notification delivered through SQS (an `SQSRecord`).
 
+    Powertools' `decoded_nested_s3_event` reads the notification; the key is URL-encoded there (a
+    space arrives as '+'), so it is decoded with `unquote_plus`; S3's `s3:TestEvent` has no records.
+    """
     try:
-        event = json.loads(message_body)
+        body = record.json_body
     except ValueError:
         raise errors.InvalidRequest("queue message is not JSON") from None
-    if event.get("Event") == "s3:TestEvent":
+    if not isinstance(body, dict) or body.get("Event") == "s3:TestEvent" or "Records" not in body:
         return []
-    pairs = []
-    for record in event.get("Records", []):
-        s3 = record.get("s3", {})
-        pairs.append((s3.get("bucket", {}).get("name", ""), unquote_plus(s3.get("object", {}).get("key", ""))))
-    return pairs
+    event = record.decoded_nested_s3_event
+    return [(r.s3.bucket.name, unquote_plus(r.s3.get_object.key)) for r in event.records]
 
 
 def process_object(bucket: str, key: str) -> str:
     """Run the check for one uploaded object; returns what happened (for logs and tests)."""
     s3 = aws.client("s3")
     verification_id = key[len(PREFIX) :] if key.startswith(PREFIX) else ""
-    if not clock.is_verification_id(verification_id):
+    if not records.is_verification_id(verification_id):
         logger.warning("upload key outside the uploads/ scheme ignored")
         return "ignored"
     repository = claims.repository()
