@@ -36,6 +36,9 @@ FUNCTIONS: dict[str, tuple[str, list[tuple[str, str, bool]]]] = {
             ("get", "/v1/verifications/{verification_id}", True),
             ("delete", "/v1/verifications/{verification_id}", True),
             ("post", "/v1/uploads", True),
+            ("get", "/v1/verifications", True),
+            ("post", "/v1/subjects/search", True),
+            ("post", "/v1/subjects/erase", True),
         ],
     ),
     "UploadWorkerFunction": ("upload_worker", []),
@@ -91,6 +94,9 @@ API_EVENTS = {
     "get_verification.json": ("VerificationsFunction", "GET", "/v1/verifications/{verification_id}"),
     "delete_verification.json": ("VerificationsFunction", "DELETE", "/v1/verifications/{verification_id}"),
     "create_upload.json": ("VerificationsFunction", "POST", "/v1/uploads"),
+    "list_verifications.json": ("VerificationsFunction", "GET", "/v1/verifications"),
+    "search_subject.json": ("VerificationsFunction", "POST", "/v1/subjects/search"),
+    "erase_subject.json": ("VerificationsFunction", "POST", "/v1/subjects/erase"),
 }
 OTHER_EVENTS = {
     "upload_worker.json": "UploadWorkerFunction",
@@ -273,14 +279,33 @@ def test_verifications_table(resources: dict[str, Any]) -> None:
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Ref": "DataKey"}}
     types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
-    assert types == {"verification_id": "S", "pending_faceid": "S", "session_expires_at": "N"}
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "pending-faceid"
-    assert index["KeySchema"] == [
-        {"AttributeName": "pending_faceid", "KeyType": "HASH"},
-        {"AttributeName": "session_expires_at", "KeyType": "RANGE"},
-    ]
-    assert index["Projection"]["ProjectionType"] in ("KEYS_ONLY", "INCLUDE")
+    assert types == {
+        "verification_id": "S",
+        "pending_faceid": "S",
+        "session_expires_at": "N",
+        "id_hash": "S",
+        "reference_key": "S",
+        "pending_upload": "S",
+        "upload_expires_at": "N",
+    }
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"pending-faceid", "subject-id-hash", "client-reference", "pending-uploads"}
+    keys = {name: [(k["AttributeName"], k["KeyType"]) for k in i["KeySchema"]] for name, i in indexes.items()}
+    assert keys == {
+        "pending-faceid": [("pending_faceid", "HASH"), ("session_expires_at", "RANGE")],
+        "subject-id-hash": [("id_hash", "HASH"), ("verification_id", "RANGE")],
+        "client-reference": [("reference_key", "HASH"), ("verification_id", "RANGE")],
+        "pending-uploads": [("pending_upload", "HASH"), ("upload_expires_at", "RANGE")],
+    }
+    for name in ("pending-faceid", "pending-uploads"):
+        assert indexes[name]["Projection"]["ProjectionType"] in ("KEYS_ONLY", "INCLUDE")
+    # The data-subject indexes carry the public (masked) fields only: no sealed data, no stored answer.
+    from idv.records import PUBLIC_FIELDS, REFERENCE_INDEX, SUBJECT_INDEX
+
+    for name in (SUBJECT_INDEX, REFERENCE_INDEX):
+        projection = indexes[name]["Projection"]
+        assert projection["ProjectionType"] == "INCLUDE"
+        assert set(projection["NonKeyAttributes"]) == set(PUBLIC_FIELDS) - {"verification_id"}
 
 
 def test_sparse_index_name_matches_the_layer(resources: dict[str, Any]) -> None:
@@ -399,6 +424,12 @@ def test_least_privilege_policies(resources: dict[str, Any]) -> None:
         assert "AWSSecretsManagerGetSecretValuePolicy" in names, logical_id
         assert "DynamoDBCrudPolicy" in names, logical_id
         assert "EventBridgePutEventsPolicy" not in names, logical_id  # events leave through the outbox
+    # ... except the audit event of an erasure by person (nothing to write it with: the records are gone).
+    # Only the data-subject function queries the person and reference indexes.
+    for logical_id in set(FUNCTIONS) - {"EventPublisherFunction"}:
+        text = json.dumps(props(resources, logical_id)["Policies"])
+        assert ("events:PutEvents" in text) == (logical_id == "VerificationsFunction"), logical_id
+        assert ("/index/subject-id-hash" in text) == (logical_id == "VerificationsFunction"), logical_id
     assert "KMSDecryptPolicy" in policy_names("UploadWorkerFunction")
     assert "SQSPollerPolicy" in policy_names("UploadWorkerFunction")
     sealing = [
@@ -515,7 +546,8 @@ def test_api_events_carry_what_sam_local_invoke_and_the_resolver_need(resources:
         assert headers["content-type"] in ("application/json", "application/x-www-form-urlencoded")
         if headers["content-type"] == "application/json":
             body = json.loads(event["body"])
-            assert "idempotency-key" in headers
+            # Routes that create a verification take a key; the data-subject routes (§9) have none.
+            assert ("idempotency-key" in headers) is not resource.startswith("/v1/subjects/")
             if "name" in body:
                 assert body["consent"]["granted"] is True
 

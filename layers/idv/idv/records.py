@@ -5,9 +5,11 @@ The stored item is the public record (masked subject only) plus bookkeeping attr
 claim made it), while a provider call is in flight `claimed_until` / `claim_token` (the lease of
 the claim → call → finish path, `idv.claims`), and while a check waits `pending_faceid` /
 `session_expires_at` / `jh_order_id` / `redirect_url` / `search_count` (FaceID) or `pending_data`
-(KMS ciphertext of the person's data for an upload). Every state change is a conditional `Write`
-(alone, or in one transaction with the idempotency item), so a record moves from pending to a
-terminal state exactly once.
+(KMS ciphertext of the person's data for an upload, with `pending_upload` / `upload_expires_at`
+while its ticket waits for a selfie). `reference_key` (the client_reference, only when there is one)
+and `id_hash` key the data-subject indexes (`client-reference`, `subject-id-hash`). Every state
+change is a conditional `Write` (alone, or in one transaction with the idempotency item), so a
+record moves from pending to a terminal state exactly once.
 """
 
 from __future__ import annotations
@@ -49,8 +51,17 @@ PENDING_ATTRIBUTES = (
     "search_until",
     "search_token",
     "verify_url",
+    "pending_upload",
+    "upload_expires_at",
 )
 PENDING_FACEID_INDEX = "pending-faceid"
+# Sparse: only upload tickets still waiting for their selfie carry `pending_upload` (the sweep's index).
+PENDING_UPLOAD_INDEX = "pending-uploads"
+# Data-subject rights (DESIGN §9): a person's records by ID-number HMAC, a customer's by client_reference;
+# both sorted by verification id (a ULID: creation time), projecting the public fields only.
+SUBJECT_INDEX = "subject-id-hash"
+REFERENCE_INDEX = "client-reference"
+PAGE_LIMIT_MAX = 100
 
 
 def new_record(
@@ -83,6 +94,8 @@ def new_record(
 
 def apply_result(record: dict[str, Any], result: CheckResult, completed: float) -> dict[str, Any]:
     """The record completed with a provider result."""
+    if client_reference is not None:
+        record["reference_key"] = client_reference  # the index key (a NULL cannot key an index)
     done = dict(record)
     done.update({k: v for k, v in result.to_dict().items() if k in PUBLIC_FIELDS})
     done.update(status="completed", error=None, completed_at=clock.iso(completed))
@@ -354,6 +367,58 @@ class Repository:
         """(verification_id, session_expires_at) of pending FaceID sessions that expire before the time,
         oldest first (the sparse `pending-faceid` index)."""
         paginator = self.client.get_paginator("query")
+
+    def page(
+        self, index: str, value: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of public records from a data-subject index (`SUBJECT_INDEX` by `id_hash`,
+        `REFERENCE_INDEX` by `reference_key`), newest first; the second value is the verification id
+        to continue after (None on the last page)."""
+        attribute = {SUBJECT_INDEX: "id_hash", REFERENCE_INDEX: "reference_key"}[index]
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": attribute},
+            "ExpressionAttributeValues": {":v": {"S": value}},
+            "ScanIndexForward": False,
+            "Limit": max(1, min(limit, PAGE_LIMIT_MAX)),
+        }
+        if after is not None:
+            params["ExclusiveStartKey"] = {attribute: {"S": value}, **record_key(after)}
+        answer = self.client.query(**params)
+        last = answer.get("LastEvaluatedKey")
+        return [public_view(_from_dynamo(i)) for i in answer.get("Items", [])], (
+            last["verification_id"]["S"] if last else None
+        )
+
+    def subject_ids(self, id_hash: str) -> Iterator[str]:
+        """Every verification id of one person (the `subject-id-hash` index, all pages)."""
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            IndexName=SUBJECT_INDEX,
+            KeyConditionExpression="id_hash = :h",
+            ExpressionAttributeValues={":h": {"S": id_hash}},
+            ProjectionExpression="verification_id",
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield item["verification_id"]["S"]
+
+    def pending_upload_ids(self, expired_before: float) -> Iterator[str]:
+        """Verification ids of upload tickets still waiting for a selfie whose upload URL expired
+        before the time, oldest first (the sparse `pending-uploads` index)."""
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            IndexName=PENDING_UPLOAD_INDEX,
+            KeyConditionExpression="pending_upload = :p AND upload_expires_at < :t",
+            ExpressionAttributeValues={":p": {"S": "1"}, ":t": {"N": str(int(expired_before))}},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                yield item["verification_id"]["S"]
         pages = paginator.paginate(
             TableName=self.table,
             IndexName=PENDING_FACEID_INDEX,
