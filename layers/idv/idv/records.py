@@ -64,6 +64,11 @@ REFERENCE_INDEX = "client-reference"
 PAGE_LIMIT_MAX = 100
 
 
+def is_verification_id(value: object) -> bool:
+    """A string that can be a record's key: 8–32 ASCII letters and digits (`clock.new_verification_id`)."""
+    return isinstance(value, str) and 8 <= len(value) <= 32 and value.isascii() and value.isalnum()
+
+
 def new_record(
     *,
     verification_id: str,
@@ -89,13 +94,13 @@ def new_record(
         consent=consent,
         created_at=clock.iso(created),
     )
+    if client_reference is not None:
+        record["reference_key"] = client_reference  # the index key (a NULL cannot key an index)
     return record
 
 
 def apply_result(record: dict[str, Any], result: CheckResult, completed: float) -> dict[str, Any]:
     """The record completed with a provider result."""
-    if client_reference is not None:
-        record["reference_key"] = client_reference  # the index key (a NULL cannot key an index)
     done = dict(record)
     done.update({k: v for k, v in result.to_dict().items() if k in PUBLIC_FIELDS})
     done.update(status="completed", error=None, completed_at=clock.iso(completed))
@@ -363,11 +368,6 @@ class Repository:
         ).get("Attributes")
         return _from_dynamo(old) if old else None
 
-    def pending_faceid_ids(self, expired_before: float) -> Iterator[tuple[str, float]]:
-        """(verification_id, session_expires_at) of pending FaceID sessions that expire before the time,
-        oldest first (the sparse `pending-faceid` index)."""
-        paginator = self.client.get_paginator("query")
-
     def page(
         self, index: str, value: str, *, limit: int, after: str | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -419,6 +419,11 @@ class Repository:
         for page in pages:
             for item in page.get("Items", []):
                 yield item["verification_id"]["S"]
+
+    def pending_faceid_ids(self, expired_before: float) -> Iterator[tuple[str, float]]:
+        """(verification_id, session_expires_at) of pending FaceID sessions that expire before the time,
+        oldest first (the sparse `pending-faceid` index)."""
+        paginator = self.client.get_paginator("query")
         pages = paginator.paginate(
             TableName=self.table,
             IndexName=PENDING_FACEID_INDEX,
