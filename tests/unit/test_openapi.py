@@ -21,10 +21,18 @@ def test_document_is_valid_and_covers_every_route():
         "/v1/faceid/callback/{verification_id}",
         "/v1/verifications/{verification_id}",
         "/v1/uploads",
+        "/v1/verifications",
+        "/v1/subjects/search",
+        "/v1/subjects/erase",
     }
     assert set(document["paths"]["/v1/verifications/{verification_id}"]) == {"get", "delete"}
     callback = document["paths"]["/v1/faceid/callback/{verification_id}"]
     assert all(op["security"] == [] for op in callback.values())
+    listing = {p["name"]: p for p in document["paths"]["/v1/verifications"]["get"]["parameters"]}
+    assert set(listing) == {"client_reference", "limit", "next_token"} and listing["client_reference"]["required"]
+    # The ID number of a data-subject request is in the body, never in the URL (DESIGN §9).
+    for path in ("/v1/subjects/search", "/v1/subjects/erase"):
+        assert set(document["paths"][path]) == {"post"} and "parameters" not in document["paths"][path]["post"]
     problem = document["paths"]["/v1/compare"]["post"]["responses"]["422"]["content"]
     assert "application/problem+json" in problem
 

@@ -151,6 +151,31 @@ class UploadRequest(_FaceRequest):
         return data
 
 
+PageLimit = Annotated[StrictInt, Field(ge=1, le=100, description="Most records in one page (1–100)")]
+NextToken = Annotated[
+    str | None,
+    Field(description="The `next_token` of the previous page (opaque); absent for the first page", max_length=256),
+]
+
+
+class SubjectSearchRequest(BaseModel):
+    """POST /v1/subjects/search (DESIGN §9): the ID number travels in the body, never in a URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: IdNumber
+    limit: PageLimit = 50
+    next_token: NextToken = None
+
+
+class SubjectEraseRequest(BaseModel):
+    """POST /v1/subjects/erase (DESIGN §9)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_number: IdNumber
+
+
 class FaceResult(BaseModel):
     result: str
     score: float | None = None
@@ -190,6 +215,17 @@ class Verification(BaseModel):
     error: dict[str, Any] | None = None
     created_at: str | None = None
     completed_at: str | None = None
+
+
+class VerificationPage(BaseModel):
+    """A page of records, newest first; `next_token` is null on the last page."""
+
+    items: list[Verification]
+    next_token: str | None = None
+
+
+class SubjectErasure(BaseModel):
+    erased: int = Field(description="Records erased by this call (0 when there was nothing left)")
 
 
 class FaceIdSession(BaseModel):

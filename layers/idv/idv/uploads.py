@@ -11,6 +11,12 @@ the provider once, and finishes the record (which drops the sealed data) and del
   `check_interrupted`, `charged: null`, and the check is not run again.
 - When storage keeps failing after the call, the computed record is handed to the queue as a
   finish message (`hand_off`), so a paid result is stored later instead of being lost.
+- Pending data lives no longer than its purpose (DESIGN §9): a ticket carries `pending_upload` /
+  `upload_expires_at` (the sparse `pending-uploads` index) until its check ends, and the reconciler's
+  run (every 5 minutes) expires every ticket whose upload URL expired more than
+  `ABANDONED_GRACE_SECONDS` ago without the worker having claimed it (`expire_abandoned`): the sealed
+  data goes in the same write, the record ends `expired` (`upload_expired`). A ticket is at most
+  15 + 30 + 5 minutes (+ the run) old when its sealed data goes: within the hour.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ UPLOAD_URL_SECONDS = 15 * 60
 CLAIM_SECONDS = 120
 # Worst case of one record: S3 + KMS + image + the provider's read timeout (10 s) + DynamoDB + events.
 MIN_REMAINING_MS = 20_000
+# After its upload URL expired, a ticket waits this long for the worker (an upload made in the URL's
+# last second, a queue backlog, a redelivery) before it counts as abandoned.
+ABANDONED_GRACE_SECONDS = 30 * 60
+ABANDONED_DETAIL = "no selfie was uploaded before the upload URL expired; the person's data was deleted"
 
 
 FINISH_MESSAGE = "idv_finish"
@@ -56,6 +66,8 @@ def create_upload(body: Any, *, key: Key | None = None, lease: float = 30.0) -> 
     request = checks.CheckRequest(check, person, consent, threshold, reference)
     item = checks.pending_record(request, verification_id, secret, created)
     item["threshold"] = threshold
+    item["pending_upload"] = "1"  # the sweep's sparse index, until the check ends
+    item["upload_expires_at"] = int(created) + UPLOAD_URL_SECONDS
     item["pending_data"] = vault.seal(
         {"name": person.name, "id_number": person.id_number, "mobile": person.mobile},
         key_id=settings.data_key_id,
@@ -207,4 +219,62 @@ def defer(body: str) -> None:
     """Put a message back as a new one (its receive count starts again): it was not attempted."""
     aws.client("sqs").send_message(
         QueueUrl=require(get_settings().upload_queue_url, "UPLOAD_QUEUE_URL"), MessageBody=body
+    )
+
+
+def expire_abandoned(now: float | None = None, limit: int = 500) -> dict[str, int]:
+    """End the tickets whose upload URL expired `ABANDONED_GRACE_SECONDS` ago without an upload.
+
+    A ticket the worker holds is left to it; one whose claim ran out (the worker stopped mid-check,
+    its charge unknown) settles as `check_interrupted`, as the worker would. Each ticket is isolated:
+    a failure is logged and counted, and the run goes on.
+    """
+    repository = claims.repository()
+    now = clock.now() if now is None else now
+    stats = {"seen": 0, "expired": 0, "interrupted": 0, "busy": 0, "failed": 0}
+    for verification_id in repository.pending_upload_ids(expired_before=now - ABANDONED_GRACE_SECONDS):
+        if stats["seen"] >= limit:
+            break
+        stats["seen"] += 1
+        try:
+            item = repository.get(verification_id)
+            if item is None or item.get("status") != "pending":
+                continue
+            if claims.stranded(item, now):
+                stats["interrupted" if claims.settle_interrupted(item) else "busy"] += 1
+            elif item.get("claim_token"):
+                stats["busy"] += 1  # the worker is running the check
+            elif repository.apply(_expire_write(repository, item, now)):
+                stats["expired"] += 1
+                logger.info("abandoned upload ticket expired", extra={"verification_id": verification_id})
+            else:
+                stats["busy"] += 1  # the worker claimed it meanwhile
+        except Exception as exc:
+            stats["failed"] += 1
+            logger.exception(
+                "abandoned upload ticket not expired",
+                extra={"verification_id": verification_id, "error": type(exc).__name__},
+            )
+    logger.info("swept abandoned upload tickets", extra=stats)
+    return stats
+
+
+def _expire_write(repository: records.Repository, item: dict[str, Any], now: float) -> records.Write:
+    """The ticket ends `expired` and loses its sealed data, unless the worker has claimed it."""
+    done = dict(item)
+    done.update(
+        status="expired",
+        decision=None,
+        charged=False,
+        error={"code": "upload_expired", "detail": ABANDONED_DETAIL},
+        completed_at=clock.iso(now),
+    )
+    return records.update(
+        repository.table,
+        records.record_key(item["verification_id"]),
+        sets=records.terminal_fields(done),
+        removes=records.PENDING_ATTRIBUTES,
+        condition="attribute_exists(verification_id) AND #status = :pending AND attribute_not_exists(#claim)",
+        names={"#status": "status", "#claim": "claim_token"},
+        values={":pending": "pending"},
     )
