@@ -64,9 +64,10 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/pip install -q --disable-pip-version-check aws-sam-cli==$(SAM_VERSION)
 	touch $(SAM_STAMP)
 
-# cfn-lint always; `sam validate --lint` too once the SAM venv exists (`make build` creates it).
+# cfn-lint with AWS's serverless rules (cfn-lint-serverless) always; `sam validate --lint` too once the
+# SAM venv exists (`make build` creates it).
 validate: venv
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml --append-rules cfn_lint_serverless.rules
 	@if [ -x $(SAM) ]; then \
 	  echo "$(SAM) validate --lint"; \
 	  AWS_REGION=$${AWS_REGION:-$${AWS_DEFAULT_REGION:-us-east-1}} $(SAM) validate --lint; \

@@ -399,6 +399,21 @@ def test_reconciler_runs_on_a_schedule(resources: dict[str, Any]) -> None:
     assert event["Properties"]["Schedule"].startswith("rate(")
 
 
+def test_reconciler_failures_reach_a_dead_letter_queue(resources: dict[str, Any]) -> None:
+    reconciler = props(resources, "ReconcilerFunction")
+    (event,) = reconciler["Events"].values()
+    dlq = {"Fn::GetAtt": ["ReconcilerDLQ", "Arn"]}
+    assert event["Properties"]["DeadLetterConfig"] == {"Arn": dlq}  # EventBridge could not invoke it
+    assert event["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"] < 300  # within the period
+    invoke = reconciler["EventInvokeConfig"]  # the invocation failed
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    (statement,) = props(resources, "ReconcilerDLQPolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert event["Properties"]["Name"]["Fn::Sub"] in statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    alarm = props(resources, "ReconcilerDLQAlarm")
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["ReconcilerDLQ", "QueueName"]}}]
+
+
 def test_every_function_has_a_log_group_with_retention(resources: dict[str, Any]) -> None:
     groups = {
         json.dumps(r["Properties"]["LogGroupName"]): r["Properties"]
@@ -412,37 +427,60 @@ def test_every_function_has_a_log_group_with_retention(resources: dict[str, Any]
 
 
 def test_least_privilege_policies(resources: dict[str, Any]) -> None:
-    def policy_names(logical_id: str) -> set[str]:
-        return {name for policy in props(resources, logical_id)["Policies"] for name in policy}
-
+    """The shape; tests/unit/test_least_privilege.py checks every action against the code's AWS calls."""
     for logical_id in FUNCTIONS:
-        names = policy_names(logical_id)
-        assert not any(name.endswith("FullAccess") for name in names), logical_id
-        if logical_id == "EventPublisherFunction":  # the outbox's reader: the bus and its failure queue only
-            assert names == {"EventBridgePutEventsPolicy", "SQSSendMessagePolicy"}
-            continue
-        assert "AWSSecretsManagerGetSecretValuePolicy" in names, logical_id
-        assert "DynamoDBCrudPolicy" in names, logical_id
-        assert "EventBridgePutEventsPolicy" not in names, logical_id  # events leave through the outbox
-    # ... except the audit event of an erasure by person (nothing to write it with: the records are gone).
-    # Only the data-subject function queries the person and reference indexes.
-    for logical_id in set(FUNCTIONS) - {"EventPublisherFunction"}:
+        policies = props(resources, logical_id)["Policies"]
+        assert all(set(policy) == {"Statement"} for policy in policies), f"{logical_id}: explicit statements only"
+        for statement in (s for policy in policies for s in policy["Statement"]):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not any("*" in action for action in actions), (logical_id, statement["Sid"])
+            assert statement["Resource"] != "*", (logical_id, statement["Sid"])
+    # Events leave through the outbox, except the audit event of an erasure by person (nothing to write it
+    # with: the records are gone). Only the data-subject function queries the person and reference indexes.
+    for logical_id in FUNCTIONS:
         text = json.dumps(props(resources, logical_id)["Policies"])
-        assert ("events:PutEvents" in text) == (logical_id == "VerificationsFunction"), logical_id
+        assert ("events:PutEvents" in text) == (logical_id in {"VerificationsFunction", "EventPublisherFunction"})
         assert ("/index/subject-id-hash" in text) == (logical_id == "VerificationsFunction"), logical_id
-    assert "KMSDecryptPolicy" in policy_names("UploadWorkerFunction")
-    assert "SQSPollerPolicy" in policy_names("UploadWorkerFunction")
-    sealing = [
-        statement
-        for policy in props(resources, "VerificationsFunction")["Policies"]
-        for statement in policy.get("Statement", [])
-    ]
-    assert any("kms:Encrypt" in s["Action"] for s in sealing)
-    assert any("s3:PutObject" in s["Action"] for s in sealing)
-    # The callback has no API key and nothing to do with uploads or the idempotency table.
+        assert ("/index/pending-faceid" in text) == (logical_id == "ReconcilerFunction"), logical_id
+        assert "dynamodb:Scan" not in text and "dynamodb:Batch" not in text, logical_id
+    # The callback has no API key and nothing to do with uploads, the idempotency table or inserts.
     callback = json.dumps(props(resources, "FaceIdCallbackFunction")["Policies"])
     assert "IdempotencyTable" not in callback
     assert "s3:" not in callback
+    assert "dynamodb:PutItem" not in callback and "dynamodb:DeleteItem" not in callback
+
+
+def test_the_key_is_used_through_dynamodb_and_s3_by_the_function_roles_only(resources: dict[str, Any]) -> None:
+    root, *uses = props(resources, "DataKey")["KeyPolicy"]["Statement"]
+    assert root["Action"] == "kms:*"  # the account keeps the key manageable (and IAM-delegated direct use)
+    for statement in uses:
+        assert statement["Principal"] == {"AWS": "*"}
+        condition = statement["Condition"]
+        assert condition["StringEquals"]["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
+        assert condition["StringEquals"]["kms:ViaService"]
+        for arn in condition["ArnLike"]["aws:PrincipalArn"]:
+            assert re.fullmatch(
+                r"arn:\$\{AWS::Partition\}:iam::\$\{AWS::AccountId\}:role/\$\{AWS::StackName\}/[A-Za-z]+Function/\*",
+                arn["Fn::Sub"],
+            ), arn
+
+
+def test_api_access_logs_carry_no_path_query_or_body(resources: dict[str, Any]) -> None:
+    setting = props(resources, "Api")["AccessLogSetting"]
+    assert setting["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    fields = json.loads(setting["Format"])
+    assert {"requestId", "ip", "httpMethod", "resourcePath", "status", "responseLatency"} <= set(fields)
+    variables = set(re.findall(r"\$context\.[A-Za-z.]+", setting["Format"]))
+    assert fields["resourcePath"] == "$context.resourcePath"  # the route template, never the values
+    for unsafe in ("$context.path", "$context.requestOverride", "$context.identity.userAgent", "$input", "$util"):
+        assert not any(v == unsafe or v.startswith(unsafe + ".") for v in variables), unsafe
+    assert "$input" not in setting["Format"] and "querystring" not in setting["Format"].lower()
+    group = props(resources, "ApiAccessLogGroup")
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    account = resources["ApiGatewayAccount"]
+    assert account["Condition"] == "CreatesApiGatewayLoggingRole"
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayLoggingRole", "Arn"]}
+    assert resources["ApiGatewayLoggingRole"]["DeletionPolicy"] == "Retain"
 
 
 def test_every_arn_names_the_partition(template: dict[str, Any]) -> None:
@@ -466,7 +504,7 @@ def test_alarms_on_dlq_depth_and_api_5xx(resources: dict[str, Any]) -> None:
         if r["Type"] == "AWS::CloudWatch::Alarm"
         and r["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
     }
-    assert set(queues) == {"UploadDLQ", "EventsDLQ"}  # both dead-letter queues alarm on any message
+    assert set(queues) == {"UploadDLQ", "EventsDLQ", "ReconcilerDLQ"}  # every dead-letter queue alarms
     for dlq in queues.values():
         assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
     api = alarms["5XXError"]
@@ -504,8 +542,13 @@ def cfn_lint_command() -> list[str]:
 
 
 def test_cfn_lint_finds_nothing() -> None:
+    """cfn-lint with AWS's serverless rules (cfn-lint-serverless), as `make validate` runs it."""
     result = subprocess.run(
-        [*cfn_lint_command(), str(TEMPLATE_PATH)], capture_output=True, text=True, cwd=ROOT, timeout=240
+        [*cfn_lint_command(), str(TEMPLATE_PATH), "--append-rules", "cfn_lint_serverless.rules"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
