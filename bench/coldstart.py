@@ -9,7 +9,10 @@ the whole process (interpreter start-up included) is timed by the parent too.
 
 The baseline is `bench/baseline/app.py` (boto3 + the Powertools Logger, returns a dict), run right
 before every function sample so both see the same machine state. Ratio = median(function) /
-median(baseline). One more, untimed, run per function with `-X importtime` lists what it imports.
+median(baseline). A second baseline, `bench/baseline/same_work.py`, does the work a user would write
+by hand for a check (parse the body, read the secret, `requests.post` to the provider, `put_item`,
+`put_events`): `same_work_ratio` = median(function) / median(same work) measures our own start-up.
+One more, untimed, run per function with `-X importtime` lists what it imports.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bench.stats import median
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = Path(__file__).resolve().parent / "coldstart_child.py"
 BASELINE = Path(__file__).resolve().parent / "baseline" / "app.py"
+SAME_WORK = Path(__file__).resolve().parent / "baseline" / "same_work.py"
 TARGET_RATIO = 1.3
 OK_STATUS = {200, 201, 204, 302}
 
@@ -105,6 +109,12 @@ class Scenarios:
 
     def reconciler(self) -> dict[str, Any]:
         return events.schedule_event()
+
+    def event_publisher(self) -> dict[str, Any]:
+        """The sample stream record (a pending → completed transition), as the event source delivers it."""
+        import json
+
+        return json.loads((ROOT / "events" / "event_publisher.json").read_text(encoding="utf-8"))
 
 
 class quiet_bucket:
@@ -212,6 +222,7 @@ def run(
     makers: dict[str, Callable[[], dict[str, Any]]] = {n: getattr(scenarios, n) for n in names}
     samples: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     base: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    same: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     errors: dict[str, str] = {}
     importtime: dict[str, Any] = {}
     baseline_event = events.schedule_event()
@@ -240,6 +251,7 @@ def run(
                     continue
                 event = makers[name]()
                 base[name].append(run_child(BASELINE, baseline_event, env))
+                same[name].append(run_child(SAME_WORK, scenarios.compare(), env))
                 sample = run_child(ROOT / dirs[name] / "app.py", event, env)
                 status_ok = sample["status"] in OK_STATUS or (
                     sample["status"] is None and not sample.get("batch_failures")
@@ -273,6 +285,13 @@ def run(
             "status": sorted({str(s["status"]) for s in got}),
             "met": cold / ref_cold <= TARGET_RATIO,
         }
+        if same[name]:
+            same_cold = median([s["import_s"] + s["invoke_s"] for s in same[name]])
+            results["functions"][name].update(
+                same_work_cold_ms=round(same_cold * 1000, 1),
+                same_work_ratio=round(cold / same_cold, 2),
+                same_work_met=cold / same_cold <= TARGET_RATIO,
+            )
         if other.get(name):
             alt = other[name]
             alt_cold = median([s["import_s"] + s["invoke_s"] for s in alt])

@@ -28,6 +28,16 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"<=1.3x: {_mark(f['met'])}",
                 )
             )
+            if "same_work_ratio" in f:
+                rows.append(
+                    (
+                        f"  same-work baseline {name}",
+                        f"{f['cold_ms']} ms",
+                        f"{f['same_work_cold_ms']} ms (hand-written check)",
+                        f"{f['same_work_ratio']}x",
+                        f"<=1.3x: {_mark(f['same_work_met'])}",
+                    )
+                )
             if f.get("other_revision"):
                 o = f["other_revision"]
                 rows.append(

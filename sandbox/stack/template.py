@@ -6,63 +6,25 @@ what is deployed.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
 
-_TAGS = ("Ref", "Condition")
-_FN_TAGS = (
-    "Sub",
-    "GetAtt",
-    "If",
-    "Join",
-    "Select",
-    "Split",
-    "Equals",
-    "Not",
-    "And",
-    "Or",
-    "FindInMap",
-    "Base64",
-    "GetAZs",
-    "ImportValue",
-    "Cidr",
-)
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _make(tag: str):
-    key = tag if tag in _TAGS else f"Fn::{tag}"
-
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if tag == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)
-        return {key: value}
-
-    return construct
-
-
-for _tag in _TAGS + _FN_TAGS:
-    _Loader.add_constructor(f"!{_tag}", _make(_tag))
-
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    """template.yaml as plain data, read by cfn-lint's CloudFormation decoder (short-form tags such as
+    `!Sub` become `{"Fn::Sub": ...}`); a template cfn-lint cannot read is an error here too."""
+    from cfnlint.decode import decode
+
+    template, problems = decode(str(path))
+    if problems or template is None:
+        raise ValueError(f"{path.name} cannot be read: {problems}")
+    return json.loads(json.dumps(template))  # cfn-lint's node classes → plain dicts and lists
 
 
 @dataclass

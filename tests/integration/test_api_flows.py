@@ -118,8 +118,17 @@ def test_tiny_image_is_refused(api, people):
 
 
 def test_api_key_is_required(stack):
+    """Without the key the request never reaches the function; the answer is the template's
+    INVALID_API_KEY gateway response (read from template.yaml, not written into the emulator)."""
+    from sandbox.stack import template as tpl
+
+    function = next(f for f in stack.functions.values() if f.code_dir.endswith("/compare"))
+    invocations = function.invocations
     answer = requests.post(f"{stack.api_url}/v1/compare", json={}, timeout=10)
-    assert answer.status_code == 403
+    responses = tpl.load_template()["Resources"]["Api"]["Properties"]["GatewayResponses"]
+    assert answer.status_code == int(responses["INVALID_API_KEY"]["StatusCode"])
+    assert answer.json()["code"] == "invalid_api_key"
+    assert function.invocations == invocations
 
 
 def test_idempotent_replay_is_not_charged_twice(api, stack, people):
@@ -221,17 +230,25 @@ def test_no_personal_data_in_stored_items(api, stack, people):
 
 
 def test_environment_matches_template(stack):
-    for name in (
-        "VERIFICATIONS_TABLE",
-        "IDEMPOTENCY_TABLE",
-        "PROVIDER_SECRET_ID",
-        "UPLOAD_BUCKET",
-        "EVENT_BUS_NAME",
-        "DATA_KEY_ID",
-        "JUHE_BASE_URL",
-        "APETIME_BASE_URL",
-    ):
-        assert os.environ[name] == stack.env[name]
+    """Every variable the template gives the functions is set, and names a resource that exists in the
+    emulated account with the template's own properties (not just the value the stack wrote itself)."""
+    from sandbox.stack import template as tpl
+
+    declared = tpl.load_template()["Globals"]["Function"]["Environment"]["Variables"]
+    for name in declared:
+        assert name in os.environ, name
+    ddb = stack.client("dynamodb")
+    resources = tpl.load_template()["Resources"]
+    for variable, logical in (("VERIFICATIONS_TABLE", "VerificationsTable"), ("IDEMPOTENCY_TABLE", "IdempotencyTable")):
+        table = ddb.describe_table(TableName=os.environ[variable])["Table"]
+        assert table["KeySchema"] == resources[logical]["Properties"]["KeySchema"], variable
+    assert stack.client("s3").head_bucket(Bucket=os.environ["UPLOAD_BUCKET"])
+    assert stack.client("events").describe_event_bus(Name=os.environ["EVENT_BUS_NAME"])["Name"]
+    assert stack.client("kms").describe_key(KeyId=os.environ["DATA_KEY_ID"])["KeyMetadata"]["Enabled"]
+    assert stack.client("secretsmanager").describe_secret(SecretId=os.environ["PROVIDER_SECRET_ID"])["Name"]
+    assert os.environ["JUHE_BASE_URL"] == os.environ["APETIME_BASE_URL"] == stack.sandbox.url
+    parameters = tpl.load_template()["Parameters"]
+    assert float(os.environ["FACE_SCORE_THRESHOLD"]) == float(parameters["FaceScoreThreshold"]["Default"])
 
 
 ROUTES = {"compare": "/v1/compare", "four_factor": "/v1/four-factor", "portrait": "/v1/portrait"}

@@ -89,10 +89,12 @@ Threshold = Annotated[
     AfterValidator(domain(_threshold)),
     Field(description="Face score threshold, from the deployment's FACE_SCORE_THRESHOLD up to 100 (default: it)"),
 ]
+# Length limits sit on the `str` inside the optional type: on `str | None` pydantic would apply
+# `max_length` to None too (a TypeError, found by the fuzzer).
 ClientReference = Annotated[
-    str | None,
+    Annotated[str, Field(max_length=128)] | None,
     AfterValidator(domain(validation.validate_client_reference)),
-    Field(description="Your own opaque reference, echoed back (never personal data)", max_length=128),
+    Field(description="Your own opaque reference, echoed back (never personal data)"),
 ]
 
 
@@ -127,8 +129,8 @@ class FourFactorRequest(_Request):
 
 class FaceIdSessionRequest(_FaceRequest):
     redirect_url: Annotated[
-        str | None,
-        Field(description="https URL on an allowed host the browser returns to", max_length=2048),
+        Annotated[str, Field(max_length=2048)] | None,
+        Field(description="https URL on an allowed host the browser returns to"),
         AfterValidator(domain(_redirect_url)),
     ] = None
     model: StrictInt = Field(default=1, ge=1, le=5, description="Juhe liveness model 1–5")
