@@ -142,15 +142,17 @@ def test_no_personal_data_in_logs_items_objects_or_events(stack):
 
     sqs = stack.client("sqs")
     queued = []
-    for queue in ("UploadQueue", "UploadDLQ"):
+    for queue in ("UploadQueue", "UploadDLQ", "EventsDLQ", "ReconcilerDLQ"):  # every queue of the template
         queued += drain(sqs, stack.resource_name(queue), keep=True)
     for message in queued:
         assert hits(message["Body"], values, fragments) == []
 
     events = [json.loads(m["Body"]) for m in drain(sqs, stack.captured_events_queue, keep=False)]
     assert events, "no Verification Completed event was captured"
-    assert {e["detail-type"] for e in events} == {"Verification Completed"}
-    assert all(e["detail"]["status"] == "completed" for e in events)
+    assert {e["detail-type"] for e in events} <= {"Verification Completed", "Subject Erased"}
+    assert all(e["detail"]["status"] == "completed" for e in events if e["detail-type"] == "Verification Completed")
+    erasures = [e["detail"] for e in events if e["detail-type"] == "Subject Erased"]
+    assert all(set(d) == {"erased", "erasure_id", "event_id", "erased_at"} for d in erasures), erasures
     assert hits(json.dumps(events, ensure_ascii=False), values, fragments) == []
 
     figures.record(
