@@ -8,7 +8,7 @@ from typing import get_args
 def test_stored_public_fields_are_the_public_models() -> None:
     from idv import records, schemas
 
-    assert records.PUBLIC_FIELDS == tuple(schemas.Verification.model_fields)
+    assert tuple(schemas.Verification.model_fields) == records.PUBLIC_FIELDS
 
 
 def test_every_check_has_one_provider_and_one_name() -> None:
