@@ -20,6 +20,7 @@ os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "idv-gateway")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "IdvGateway")
 
 CAPTURED_LOGS: list[str] = []
+CONTROLS_OFF = {"SubjectDailyLimit": "0", "DedupeWindowSeconds": "0", "DailySpendLimit": ""}
 
 
 class _Capture(logging.Handler):
@@ -64,7 +65,9 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def stack():
     from sandbox.stack.local import LocalStack, StackOptions
 
-    running = LocalStack(StackOptions(log_level="INFO")).start()
+    # The suites send the same sandbox people and bodies many times a day: the money controls are off
+    # here, and their own tests (tests/reliability/test_money_controls.py) switch them on for themselves.
+    running = LocalStack(StackOptions(log_level="INFO", parameters=CONTROLS_OFF)).start()
     events = running.client("events")
     sqs = running.client("sqs")
     queue_url = sqs.create_queue(QueueName="captured-events")["QueueUrl"]

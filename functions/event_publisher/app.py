@@ -3,12 +3,15 @@
 The event source mapping passes only pending → completed transitions (its filter), retries a record
 that failed (partial batch failures, bisection) and sends what never succeeds to the on-failure
 queue, so an event is published at least once and never lost to a failed PutEvents.
+
+It also publishes a completed record's dedupe item (money controls, DESIGN §8: an identical request
+without a key within DEDUPE_WINDOW_SECONDS gets this answer), an idempotent put, before the event.
 """
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from idv import events, records
+from idv import controls, events, records
 from idv.config import get_settings
 from idv.observability import logger, tracer
 
@@ -17,6 +20,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 def handle_record(record: DynamoDBRecord) -> None:
     item = records.from_stream_image(record.raw_event["dynamodb"]["NewImage"])
+    controls.remember_completed(item)
     events.publish_completed(item, get_settings().event_bus_name)
     logger.info("event published", extra={"verification_id": item.get("verification_id")})
 

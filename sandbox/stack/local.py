@@ -19,7 +19,7 @@ import logging
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.stack import template as tpl
@@ -46,6 +46,8 @@ class StackOptions:
     stack_name: str = "idv-local"
     log_level: str | None = None  # overrides POWERTOOLS_LOG_LEVEL (the demo keeps its table readable)
     print_metrics: bool = True  # False sets POWERTOOLS_METRICS_DISABLED (EMF lines on stdout)
+    # Template parameter overrides (e.g. {"SubjectDailyLimit": "0"}), applied like `sam deploy --parameter-overrides`.
+    parameters: dict[str, str] = field(default_factory=dict)
 
 
 def sandbox_secret(config: Any) -> dict[str, str]:
@@ -123,6 +125,7 @@ class LocalStack:
             PublicBaseUrl=self.api.url,
             AllowedRedirectHosts=self.options.allowed_redirect_hosts,
         )
+        self.context.parameters.update(self.options.parameters)
         env = tpl.function_environment(self.template, next(iter(self.functions)), self.context)
         for logical in self.functions:  # one process holds every container: their own variables don't clash
             env.update(tpl.function_environment(self.template, logical, self.context))

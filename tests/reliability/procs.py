@@ -32,6 +32,7 @@ class Task:
     event: dict[str, Any]
     timeout_seconds: float = 29.0
     label: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # set in the worker before the container starts
 
 
 @dataclass
@@ -68,6 +69,11 @@ def _worker(env: dict[str, str], barrier: Any, tasks: Any, results: Any) -> None
         if task is None:
             return
         index, item = task
+        if item.env:
+            import idv
+
+            os.environ.update(item.env)
+            idv.reset()  # the new settings, as a new container would read them
         try:
             app = load_app(item.code_dir)  # a new container for every task
             error = None

@@ -46,6 +46,7 @@ Grant = tuple[str, str]  # (IAM action, resource: a logical id, optionally with 
 
 VERIFICATIONS = "VerificationsTable"
 IDEMPOTENCY = "IdempotencyTable"
+USAGE = "UsageTable"
 UPLOADS = "UploadBucket/uploads/*"
 SECRET = "ProviderSecret"
 KEY = "DataKey"
@@ -63,6 +64,10 @@ EXPECTED: dict[str, set[Grant]] = {
             ("dynamodb:PutItem", IDEMPOTENCY),
             ("dynamodb:GetItem", IDEMPOTENCY),
             ("dynamodb:DeleteItem", IDEMPOTENCY),
+            # Money controls: the reservation (counters, dedupe check), its release, a dedupe hit's read.
+            ("dynamodb:UpdateItem", USAGE),
+            ("dynamodb:ConditionCheckItem", USAGE),
+            ("dynamodb:GetItem", USAGE),
             ("secretsmanager:GetSecretValue", SECRET),
         }
         for name in ("CompareFunction", "FourFactorFunction", "ApetimeVerifyFunction", "FaceIdInitiateFunction")
@@ -85,6 +90,9 @@ EXPECTED: dict[str, set[Grant]] = {
         ("dynamodb:GetItem", IDEMPOTENCY),
         ("dynamodb:DeleteItem", IDEMPOTENCY),
         ("dynamodb:UpdateItem", IDEMPOTENCY),
+        ("dynamodb:UpdateItem", USAGE),  # an upload ticket reserves when it is issued
+        ("dynamodb:ConditionCheckItem", USAGE),
+        ("dynamodb:GetItem", USAGE),
         ("kms:Encrypt", KEY),
         ("events:PutEvents", BUS),  # the Subject Erased audit event (a count, no personal data)
         ("s3:PutObject", UPLOADS),
@@ -96,6 +104,7 @@ EXPECTED: dict[str, set[Grant]] = {
     "UploadWorkerFunction": {
         ("dynamodb:UpdateItem", VERIFICATIONS),
         ("dynamodb:GetItem", VERIFICATIONS),
+        ("dynamodb:UpdateItem", USAGE),  # a check that was not charged gives its reserved price back
         ("kms:Decrypt", KEY),
         ("s3:GetObject", UPLOADS),
         ("s3:DeleteObject", UPLOADS),
@@ -108,12 +117,14 @@ EXPECTED: dict[str, set[Grant]] = {
         ("dynamodb:Query", f"{VERIFICATIONS}/index/pending-uploads"),
         ("dynamodb:GetItem", VERIFICATIONS),
         ("dynamodb:UpdateItem", VERIFICATIONS),
+        ("dynamodb:UpdateItem", USAGE),  # an abandoned upload ticket gives its reserved price back
         ("secretsmanager:GetSecretValue", SECRET),
         ("sqs:SendMessage", "ReconcilerDLQ"),  # its asynchronous invocations' on-failure destination
     },
     # The outbox's reader: the bus, and the stream's on-failure queue.
     "EventPublisherFunction": {
         ("events:PutEvents", BUS),
+        ("dynamodb:PutItem", USAGE),  # a completed record's dedupe item (money controls)
         ("sqs:SendMessage", "EventsDLQ"),
     },
 }
@@ -150,9 +161,15 @@ RESOURCE_OF_SERVICE = {"s3": UPLOADS, "sqs": "UploadQueue", "kms": KEY, "events"
 TABLE_OF_CLASS = {
     "idv.records.Repository": (VERIFICATIONS, "VERIFICATIONS_TABLE"),
     "idv.idempotency.Store": (IDEMPOTENCY, "IDEMPOTENCY_TABLE"),
+    "idv.controls.Counters": (USAGE, "USAGE_TABLE"),
 }
 WRITE_BUILDERS = {"idv.records.put": "dynamodb:PutItem", "idv.records.update": "dynamodb:UpdateItem"}
-WRITE_ACTIONS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem"}
+WRITE_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",  # an item of a TransactWriteItems
+}
 SECRETS_PROVIDER = "aws_lambda_powertools.utilities.parameters.SecretsProvider"
 
 

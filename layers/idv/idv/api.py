@@ -34,7 +34,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "Image too large"),
         (415, "The body is not JSON"),
         (422, "Invalid input (ID number, mobile, name, consent, image)"),
-        (429, "Provider rate limit"),
+        (429, "Provider rate limit, the person's daily limit or the day's spend limit (Retry-After)"),
         (500, "Gateway misconfigured"),
         (502, "Provider rejected the request"),
         (503, "Provider or storage unavailable, result not stored, or check interrupted"),
@@ -53,7 +53,14 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 
 def problem_response(exc: errors.IdvError) -> Response[str]:
-    headers = {"Retry-After": "1"} if isinstance(exc, errors.ProviderRateLimited) else None
+    retry_after = getattr(exc, "retry_after", None)
+    headers = (
+        {"Retry-After": str(retry_after)}
+        if retry_after is not None
+        else {"Retry-After": "1"}
+        if isinstance(exc, errors.ProviderRateLimited)
+        else None
+    )
     return Response(
         status_code=exc.status,
         content_type=PROBLEM_JSON,

@@ -41,6 +41,7 @@ class CheckRequest:
     threshold: float
     client_reference: str | None = None
     image_b64: str | None = None  # provider-ready JPEG, base64
+    image_digest: str | None = None  # sha256 of the decoded image (only ever inside the dedupe HMAC)
 
     def __repr__(self) -> str:
         return f"CheckRequest(check={self.check!r}, <redacted>)"
@@ -68,8 +69,34 @@ def check_request(check: str, body: Any) -> CheckRequest:
     threshold = getattr(body, "threshold", None)
     if threshold is None:  # four-factor has none: its decision is the provider's `res`
         threshold = get_settings().face_score_threshold
-    prepared = images.prepare_base64_image(body.image, image_target(check))
-    return CheckRequest(check, person_of(body), consent_of(body), threshold, body.client_reference, prepared.base64())
+    from idv.controls import image_digest
+
+    raw = images.decode_base64_image(body.image)
+    prepared = images.prepare_image(raw, image_target(check))
+    return CheckRequest(
+        check, person_of(body), consent_of(body), threshold, body.client_reference, prepared.base64(), image_digest(raw)
+    )
+
+
+def dedupe_id(request: CheckRequest, secret: ProviderSecrets, settings: Settings) -> str | None:
+    """The dedupe key of a request without an Idempotency-Key (DESIGN §8): HMAC of the route, the person,
+    the decoded image's digest and every option that changes the answer; None when dedupe is off."""
+    from idv import controls
+
+    if not settings.dedupe_window_seconds or request.image_digest is None:
+        return None
+    person = request.person
+    parts = {
+        "name": person.name,
+        "id_number": person.id_number,
+        "mobile": person.mobile,
+        "image": request.image_digest,
+        "threshold": request.threshold,
+        "mode": settings.juhe_compare_mode if request.check == "compare" else None,
+        "consent": request.consent.get("text_version"),
+        "client_reference": request.client_reference,
+    }
+    return controls.dedupe_id(secret.pii_hmac_key, request.check, parts)
 
 
 def call_provider(
@@ -138,9 +165,13 @@ def run_check(request: CheckRequest, *, key: Key | None = None, lease: float = 3
     secret = get_provider_secrets(settings.provider_secret_id)
     created = clock.now()
     record = pending_record(request, clock.new_verification_id(created), secret, created)
+    if key is None:
+        found = dedupe_id(request, secret, settings)
+        if found is not None:
+            record["dedupe_id"] = found  # the stream consumer publishes it once the record completes
     claimed = claims.begin(record, key, lease=lease)
     if isinstance(claimed, Answer):
-        return claimed  # a replay: the key's stored answer
+        return claimed  # a replay (the key's stored answer) or a dedupe hit (the first completed answer)
     done = call_check(request, record, secret, settings)
     settled = claims.finish(claimed, done)
     if settled.here:

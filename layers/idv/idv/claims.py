@@ -101,31 +101,85 @@ def backoff(attempt: int) -> float:
 def begin(record: dict[str, Any], key: Key | None, *, lease: float) -> Claim | Answer:
     """Write the claim for a new record; with a key already claimed, the key's answer instead.
 
+    With money controls on (`idv.controls`), the Idempotency-Key's item, the dedupe check and the
+    counters go in one write before the record's: a replay or a dedupe hit is found by that write
+    (and counts nothing), a refusal (429) leaves nothing written. The reservation is stored on the
+    record (`usage_day`, `reserved_fen`) so whoever finishes it can settle it.
+
     Storage failing here is `storage_unavailable` (nothing was sent to a provider).
     """
+    from idv import controls
+
     repo = repository()
     verification_id = record["verification_id"]
+    plan = controls.plan(record)
     for _ in range(FINISH_ATTEMPTS):
         now = clock.now()
         token = secrets.token_hex(8)
-        item = {**record, "claimed_until": int(now + lease) + 1, "claim_token": token}
-        if key is not None:
-            item["idempotency_id"] = key.item_id
-            if not _write_before_call(store().claim_write(key, verification_id, now, lease), verification_id):
+        key_write = store().claim_write(key, verification_id, now, lease) if key is not None else None
+        reserved: controls.Reservation | None = None
+        if plan is None:
+            if key is not None and key_write is not None and not _write_before_call(key_write, verification_id):
                 answer = replay(key)
                 if answer is not None:
                     return answer
                 continue  # the key was freed meanwhile (its attempt cost nothing): claim it again
+        else:
+            try:
+                outcome = _reserve(plan, key_write, now, verification_id)
+            except controls.Retry:
+                continue
+            if outcome == controls.KEY_TAKEN and key is not None:
+                answer = replay(key)
+                if answer is not None:
+                    return answer
+                continue
+            if isinstance(outcome, controls.DedupeHit):
+                answer = dedupe_answer(outcome.verification_id)
+                if answer is not None:
+                    return answer
+                plan = plan.without_dedupe()  # its record is gone or not reusable: run the check
+                continue
+            if isinstance(outcome, controls.Reservation):
+                reserved = outcome
+                record.update(reserved.attributes())
+        item = {**record, "claimed_until": int(now + lease) + 1, "claim_token": token}
+        if key is not None:
+            item["idempotency_id"] = key.item_id
         try:
             created = _write_before_call(repo.create_write(item), verification_id)
         except errors.StorageUnavailable:
             if key is not None:
                 _forget_key(key.item_id, verification_id)
+            if reserved is not None:
+                controls.unreserve(reserved, verification_id)
             raise
         if not created:
             raise errors.IdvError("a new verification id collided with a stored one")
         return Claim(verification_id, token, key)
     raise errors.IdempotencyInProgress("a request with this Idempotency-Key is still running; retry shortly")
+
+
+def _reserve(plan: Any, key_write: records.Write | None, now: float, verification_id: str) -> Any:
+    from idv import controls
+
+    try:
+        return controls.reserve(plan, key_write, now)
+    except (errors.IdvError, controls.Retry):
+        raise
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        logger.warning("reservation not written", extra={"verification_id": verification_id, "error": _code(exc)})
+        raise errors.StorageUnavailable("the request could not be recorded; nothing was charged; retry") from None
+
+
+def dedupe_answer(verification_id: str) -> Answer | None:
+    """The first answer of an identical completed request (DESIGN §8); None when it cannot be reused."""
+    item = repository().get(verification_id)
+    if item is None or item.get("status") != "completed":
+        return None
+    return stored_answer(item)
 
 
 def _write_before_call(write: records.Write, verification_id: str) -> bool:
@@ -226,6 +280,7 @@ def finish(
             return Settled(stored_answer(current), False)
         if claim.key is not None and not done.keep_key:
             _forget_key(claim.key.item_id, claim.verification_id)
+        settle(done.record)
         return Settled(done.answer, True)
     logger.error(
         "result not stored", extra={"verification_id": claim.verification_id, "error": failure, "attempts": attempt + 1}
@@ -239,6 +294,15 @@ def finish(
         verification_id=claim.verification_id,
         verification=records.public_view(computed) if computed else None,
     )
+
+
+def settle(record: dict[str, Any]) -> None:
+    """After a record's terminal write: a call that was not charged gives its reserved price back
+    (charged or unknown keeps it: unknown counts as charged)."""
+    if record.get("status") != "pending" and record.get("charged") is False and record.get("reserved_fen"):
+        from idv import controls
+
+        controls.release(record)
 
 
 def stranded(item: dict[str, Any], now: float | None = None) -> bool:

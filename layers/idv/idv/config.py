@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from functools import cache
 
 from idv.errors import ConfigurationError
 
 COMPARE_MODES = ("plain", "aes")
+PRICED_CHECKS = ("compare", "four_factor", "portrait", "faceid")
+# Placeholders (CNY per charged call), to be replaced with the prices of the deployment's contract.
+PLACEHOLDER_PRICES = '{"compare": "0.60", "four_factor": "1.00", "portrait": "0.50", "faceid": "1.50"}'
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +36,24 @@ class Settings:
     provider_read_timeout: float | None = None
     # UPLOAD_QUEUE_URL (upload worker only): where a deferred message or a handed-off result is re-queued.
     upload_queue_url: str = ""
+    # Money controls (DESIGN §3, §8; `idv.controls`). Amounts are integer fen (0.01 CNY), never floats.
+    usage_table: str = ""
+    subject_daily_limit: int = 10  # 0: no limit
+    dedupe_window_seconds: int = 600  # 0: off
+    daily_spend_limit_fen: int | None = None  # None: no cap
+    prices_fen: tuple[tuple[str, int], ...] = ()
 
     @property
     def retention_seconds(self) -> int:
         return self.retention_days * 86400
+
+    def price_fen(self, check: str) -> int:
+        """The price of one charged call of the check, in fen (0 for a check without a price)."""
+        return dict(self.prices_fen).get(check, 0)
+
+    @property
+    def controls_on(self) -> bool:
+        return bool(self.subject_daily_limit or self.dedupe_window_seconds or self.daily_spend_limit_fen is not None)
 
 
 def _number(name: str, default: str, kind: type, low: float, high: float) -> float | int:
@@ -46,6 +65,30 @@ def _number(name: str, default: str, kind: type, low: float, high: float) -> flo
     if not low <= value <= high:
         raise ConfigurationError(f"environment variable {name} must be between {low:g} and {high:g}")
     return float(value) if kind is float else int(value)
+
+
+def fen(raw: str, name: str) -> int:
+    """A decimal string of CNY as integer fen ("1.5" → 150); more than 2 decimals, a sign or junk is an error."""
+    try:
+        value = Decimal(raw.strip())
+    except (InvalidOperation, ValueError):
+        raise ConfigurationError(f'{name} must be a decimal amount of CNY such as "0.50", got {raw!r}') from None
+    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("0.01")) or value > 10**9:
+        raise ConfigurationError(f"{name} must be a non-negative amount of CNY with at most 2 decimals, got {raw!r}")
+    return int(value * 100)
+
+
+def prices_from_env(raw: str) -> tuple[tuple[str, int], ...]:
+    """PROVIDER_PRICES: a JSON object naming every check with its price as a decimal string."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ConfigurationError("PROVIDER_PRICES must be a JSON object of check → price (decimal string)") from None
+    if not isinstance(data, dict) or set(data) != set(PRICED_CHECKS):
+        raise ConfigurationError(f"PROVIDER_PRICES must name exactly the checks {', '.join(PRICED_CHECKS)}")
+    if not all(isinstance(v, str) for v in data.values()):
+        raise ConfigurationError('PROVIDER_PRICES values must be decimal strings such as "0.50" (never floats)')
+    return tuple((check, fen(data[check], f"PROVIDER_PRICES[{check}]")) for check in PRICED_CHECKS)
 
 
 def settings_from_env() -> Settings:
@@ -74,6 +117,13 @@ def settings_from_env() -> Settings:
             if env.get("PROVIDER_READ_TIMEOUT_SECONDS", "").strip()
             else None
         ),
+        usage_table=env.get("USAGE_TABLE", ""),
+        subject_daily_limit=int(_number("SUBJECT_DAILY_LIMIT", "10", int, 0, 1_000_000)),
+        dedupe_window_seconds=int(_number("DEDUPE_WINDOW_SECONDS", "600", int, 0, 86400)),
+        daily_spend_limit_fen=(
+            fen(env["DAILY_SPEND_LIMIT"], "DAILY_SPEND_LIMIT") if env.get("DAILY_SPEND_LIMIT", "").strip() else None
+        ),
+        prices_fen=prices_from_env(env.get("PROVIDER_PRICES", "").strip() or PLACEHOLDER_PRICES),
     )
 
 

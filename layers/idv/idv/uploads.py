@@ -191,7 +191,8 @@ def hand_off(claim: claims.Claim, record: dict[str, Any]) -> None:
     """
     import json
 
-    message = {FINISH_MESSAGE: {"claim_token": claim.token, "record": records.public_view(record)}}
+    settle = {k: record[k] for k in ("usage_day", "reserved_fen") if record.get(k) is not None}  # the reservation
+    message = {FINISH_MESSAGE: {"claim_token": claim.token, "record": {**records.public_view(record), **settle}}}
     aws.client("sqs").send_message(
         QueueUrl=require(get_settings().upload_queue_url, "UPLOAD_QUEUE_URL"),
         MessageBody=json.dumps(message, ensure_ascii=False),
@@ -207,6 +208,7 @@ def finish_handed_off(message: dict[str, Any]) -> str:
     repository = claims.repository()
     if repository.finish(record, claim_token=message["claim_token"]):
         checks.log_outcome(record["check"], record)
+        claims.settle(record)
         outcome = "finished_late"
     else:
         outcome = "already_finished"
@@ -246,6 +248,7 @@ def expire_abandoned(now: float | None = None, limit: int = 500) -> dict[str, in
                 stats["busy"] += 1  # the worker is running the check
             elif repository.apply(_expire_write(repository, item, now)):
                 stats["expired"] += 1
+                claims.settle({**item, "status": "expired", "charged": False})  # its reserved price back
                 logger.info("abandoned upload ticket expired", extra={"verification_id": verification_id})
             else:
                 stats["busy"] += 1  # the worker claimed it meanwhile

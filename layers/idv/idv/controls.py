@@ -1,0 +1,367 @@
+"""Money controls (DESIGN §8): per-person daily limit, deduplication without a key, daily spend cap.
+
+They live inside the claim → call → finish path (`idv.claims.begin`), so no billable route can
+bypass them: compare, four-factor, portrait, FaceID starts and upload tickets (an upload counts when
+its ticket is issued: the worker must not be refused after the person uploaded their selfie).
+
+The counters live in USAGE_TABLE (key `pk` + `sk`, small: one item per person and day, one per day,
+one per deduplicated answer; TTL `expires_at`):
+
+    pk = "subject#{id_hash}"  sk = day   count        checks reserved for that person that day (UTC+8)
+    pk = "spend"              sk = day   reserved_fen fen reserved by calls that day (released if not charged)
+    pk = "dedupe#{hmac}"      sk = "-"   verification_id, until   a completed answer an identical request reuses
+
+Reserve: one write before the record's claim, a TransactWriteItems over USAGE_TABLE (plus the
+Idempotency-Key's item when there is one, so a replay is found by the same write and counts nothing):
+the key's Put (attribute_not_exists), a ConditionCheck that no live dedupe item exists, the
+person's `count < limit` (ADD 1) and the day's `reserved_fen <= cap - price` (ADD price). A cancelled
+transaction changes nothing; its CancellationReasons (in item order) say why: the key is taken (a
+replay), a dedupe hit (the first answer), `subject_rate_limited` or `spend_limit_reached` (429). A
+single action is a single conditional write (same semantics, cheaper).
+
+Settle: a call that was not charged (`charged: false`) releases its price (ADD -price); a charged
+or unknown (`None`) one keeps it. The person's count is not released: the provider answered (or was
+asked) about that person, which is what the limit bounds.
+
+No transaction touches VERIFICATIONS_TABLE: moto's TransactWriteItems deep-copies every table it
+touches and restores the copy when a condition fails (undoing concurrent writes too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from idv import aws, errors, records
+from idv.config import Settings, get_settings
+from idv.observability import logger
+
+CHINA_OFFSET_SECONDS = 8 * 3600
+COUNTER_TTL_SECONDS = 3 * 86400  # a day's counters outlive the day (and its time zone) by two days
+
+
+class SubjectRateLimited(errors.IdvError):
+    status = 429
+    code = "subject_rate_limited"
+    title = "Too many checks of this person today"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class SpendLimitReached(errors.IdvError):
+    status = 429
+    code = "spend_limit_reached"
+    title = "The day's spend limit is reached"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+def day_of(now: float) -> str:
+    """The day (UTC+8) of a time, as yyyymmdd."""
+    return time.strftime("%Y%m%d", time.gmtime(now + CHINA_OFFSET_SECONDS))
+
+
+def seconds_to_next_day(now: float) -> int:
+    """Seconds until the next midnight in UTC+8 (at least 1): a refused client's Retry-After."""
+    return max(1, 86400 - int(now + CHINA_OFFSET_SECONDS) % 86400)
+
+
+def dedupe_id(hmac_key: str, scope: str, parts: dict[str, Any]) -> str:
+    """The dedupe item's id: HMAC(pii_hmac_key, route + canonical request); never a plain hash of personal data."""
+    canonical = json.dumps({"scope": scope, **parts}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "dedupe#" + hmac.new(hmac_key.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def image_digest(raw: bytes) -> str:
+    """sha256 of the decoded image bytes (only ever inside a dedupe HMAC)."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """What a claim reserved: written on the record (`usage_day`, `reserved_fen`) so any finisher can settle it."""
+
+    day: str
+    price_fen: int  # 0 without a spend cap
+    subject: str | None = None  # the person's id_hash when their count was taken
+
+    def attributes(self) -> dict[str, Any]:
+        return {"usage_day": self.day, "reserved_fen": self.price_fen} if self.price_fen else {"usage_day": self.day}
+
+
+@dataclass(frozen=True, slots=True)
+class DedupeHit:
+    verification_id: str
+
+
+KEY_TAKEN = "key_taken"
+
+
+def _item_key(pk: str, sk: str) -> dict[str, Any]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+class Counters:
+    """The items of USAGE_TABLE (client injectable, default shared and lazy)."""
+
+    def __init__(self, table_name: str, dynamodb: Any = None) -> None:
+        from idv.config import require
+
+        self.table = require(table_name, "USAGE_TABLE")
+        self._client = dynamodb
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    # -- the reservation's actions
+    def subject_write(self, id_hash: str, day: str, limit: int, now: float) -> records.Write:
+        return records.update(
+            self.table,
+            _item_key(f"subject#{id_hash}", day),
+            sets={"expires_at": int(now) + COUNTER_TTL_SECONDS},
+            adds={"count": 1},
+            condition="attribute_not_exists(#count) OR #count < :limit",
+            names={"#count": "count"},
+            values={":limit": limit},
+        )
+
+    def spend_write(self, day: str, price_fen: int, cap_fen: int, now: float) -> records.Write:
+        return records.update(
+            self.table,
+            _item_key("spend", day),
+            sets={"expires_at": int(now) + COUNTER_TTL_SECONDS},
+            adds={"reserved_fen": price_fen},
+            condition="attribute_not_exists(#reserved) OR #reserved <= :room",
+            names={"#reserved": "reserved_fen"},
+            values={":room": cap_fen - price_fen},
+        )
+
+    def dedupe_check(self, item_id: str, now: float) -> records.Write:
+        return records.Write(
+            "ConditionCheck",
+            {
+                "TableName": self.table,
+                "Key": _item_key(item_id, "-"),
+                "ConditionExpression": "attribute_not_exists(pk) OR #until < :now",
+                "ExpressionAttributeNames": {"#until": "until"},
+                "ExpressionAttributeValues": {":now": {"N": str(int(now))}},
+            },
+        )
+
+    def release_write(self, day: str, price_fen: int) -> records.Write:
+        return records.update(
+            self.table,
+            _item_key("spend", day),
+            adds={"reserved_fen": -price_fen},
+            condition="attribute_exists(pk)",
+        )
+
+    # -- dedupe items
+    def dedupe_put(self, item_id: str, verification_id: str, until: int) -> records.Write:
+        """The completed answer an identical request reuses (idempotent: the stream may deliver twice; a
+        later completion of the same request takes the item over)."""
+        return records.Write(
+            "Put",
+            {
+                "TableName": self.table,
+                "Item": {
+                    **_item_key(item_id, "-"),
+                    "verification_id": {"S": verification_id},
+                    "until": {"N": str(until)},
+                    "expires_at": {"N": str(until)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk) OR verification_id = :vid OR #until < :until",
+                "ExpressionAttributeNames": {"#until": "until"},
+                "ExpressionAttributeValues": {":vid": {"S": verification_id}, ":until": {"N": str(until)}},
+            },
+        )
+
+    def dedupe_delete(self, item_id: str) -> records.Write:
+        return records.Write("Delete", {"TableName": self.table, "Key": _item_key(item_id, "-")})
+
+    def get_dedupe(self, item_id: str) -> dict[str, Any] | None:
+        found = self.client.get_item(TableName=self.table, Key=_item_key(item_id, "-"), ConsistentRead=True).get("Item")
+        return records.from_stream_image(found) if found else None
+
+    def spent_reserved(self, day: str) -> int:
+        found = self.client.get_item(TableName=self.table, Key=_item_key("spend", day), ConsistentRead=True).get("Item")
+        return int(found["reserved_fen"]["N"]) if found and "reserved_fen" in found else 0
+
+    def run(self, writes: list[records.Write]) -> list[bool]:
+        """Apply the writes at once (one conditional write, or one transaction): [True] * n, or which failed."""
+        from botocore.exceptions import ClientError
+
+        try:
+            if len(writes) == 1:
+                method = {"Put": "put_item", "Update": "update_item", "Delete": "delete_item"}[writes[0].action]
+                getattr(self.client, method)(**writes[0].params)
+            else:
+                self.client.transact_write_items(TransactItems=[w.transact_item() for w in writes])
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                return [False]
+            if code == "TransactionCanceledException":
+                reasons = exc.response.get("CancellationReasons") or []
+                failed = [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
+                if len(failed) == len(writes) and any(failed):
+                    return [not f for f in failed]
+            raise
+        return [True] * len(writes)
+
+
+def counters(settings: Settings | None = None) -> Counters:
+    return Counters((settings or get_settings()).usage_table)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the claim of one record must check and reserve (None from `plan`: nothing)."""
+
+    check: str
+    id_hash: str | None
+    dedupe_id: str | None
+    settings: Settings
+
+    def without_dedupe(self) -> Plan:
+        return Plan(self.check, self.id_hash, None, self.settings)
+
+
+def plan(record: dict[str, Any], settings: Settings | None = None) -> Plan | None:
+    settings = settings or get_settings()
+    if not settings.controls_on:
+        return None
+    dedupe = record.get("dedupe_id") if settings.dedupe_window_seconds else None
+    limited = record.get("id_hash") if settings.subject_daily_limit else None
+    if dedupe is None and limited is None and settings.daily_spend_limit_fen is None:
+        return None
+    return Plan(record["check"], limited, dedupe, settings)
+
+
+def reserve(p: Plan, key_write: records.Write | None, now: float) -> Reservation | DedupeHit | str | None:
+    """The reservation's one write. Returns the Reservation (None: nothing to reserve money for),
+    KEY_TAKEN (the Idempotency-Key's claim exists: a replay), or a DedupeHit; raises the 429s."""
+    store = counters(p.settings)
+    settings = p.settings
+    day = day_of(now)
+    price = settings.price_fen(p.check)
+    cap = settings.daily_spend_limit_fen
+    if cap is not None and price > cap:
+        raise SpendLimitReached(
+            f"one {p.check} check costs more than the whole daily spend limit", seconds_to_next_day(now)
+        )
+    writes: list[records.Write] = []
+    roles: list[str] = []
+    if key_write is not None:
+        writes.append(key_write)
+        roles.append("key")
+    if p.dedupe_id is not None:
+        if len(writes) == 0 and p.id_hash is None and cap is None:  # a check alone is a read
+            found = store.get_dedupe(p.dedupe_id)
+            if found and int(found.get("until") or 0) >= int(now):
+                return DedupeHit(str(found["verification_id"]))
+        else:
+            writes.append(store.dedupe_check(p.dedupe_id, now))
+            roles.append("dedupe")
+    if p.id_hash is not None:
+        writes.append(store.subject_write(p.id_hash, day, settings.subject_daily_limit, now))
+        roles.append("subject")
+    if cap is not None:
+        writes.append(store.spend_write(day, price, cap, now))
+        roles.append("spend")
+    if not writes:
+        return None
+    held = dict(zip(roles, store.run(writes), strict=True))
+    if not held.get("key", True):
+        return KEY_TAKEN
+    if not held.get("dedupe", True):
+        found = store.get_dedupe(p.dedupe_id or "")
+        if found is not None:
+            return DedupeHit(str(found["verification_id"]))
+        raise Retry()  # the dedupe item went meanwhile: reserve again
+    if not held.get("subject", True):
+        logger.info("subject daily limit reached", extra={"check": p.check})
+        raise SubjectRateLimited(
+            f"this person was checked {settings.subject_daily_limit} times today (UTC+8), the deployment's limit;"
+            " nothing was charged",
+            seconds_to_next_day(now),
+        )
+    if not held.get("spend", True):
+        logger.warning("daily spend limit reached", extra={"check": p.check, "price_fen": price})
+        raise SpendLimitReached(
+            "this check would take today's spend (UTC+8) past the deployment's limit; nothing was charged",
+            seconds_to_next_day(now),
+        )
+    return Reservation(day, price if cap is not None else 0, p.id_hash)
+
+
+class Retry(Exception):
+    """The reservation must be tried again (a dedupe item vanished between the write and the read)."""
+
+
+def release(record: dict[str, Any]) -> None:
+    """Give back the price a record reserved (its call was not charged); a failure is logged, not raised."""
+    fen = int(record.get("reserved_fen") or 0)
+    day = record.get("usage_day")
+    if not fen or not day:
+        return
+    try:
+        counters().run([counters().release_write(str(day), fen)])
+    except Exception as exc:
+        logger.warning(
+            "reservation not released", extra={"verification_id": record.get("verification_id"), "error": str(exc)}
+        )
+
+
+def unreserve(reserved: Reservation, verification_id: str) -> None:
+    """Undo a reservation whose record was never written (nothing was called); best effort."""
+    try:
+        store = counters()
+        if reserved.price_fen:
+            store.run([store.release_write(reserved.day, reserved.price_fen)])
+        if reserved.subject is not None:
+            store.run(
+                [
+                    records.update(
+                        store.table,
+                        _item_key(f"subject#{reserved.subject}", reserved.day),
+                        adds={"count": -1},
+                        condition="attribute_exists(pk)",
+                    )
+                ]
+            )
+    except Exception as exc:
+        logger.warning("reservation not undone", extra={"verification_id": verification_id, "error": str(exc)})
+
+
+def remember_completed(item: dict[str, Any], settings: Settings | None = None) -> bool:
+    """Publish a completed record's dedupe item (`dedupe_id` → verification_id until completed_at + window).
+
+    Called by the outbox's reader for every pending → completed transition (at least once: the put is
+    idempotent). False when the record has no dedupe id or the window is off.
+    """
+    from datetime import UTC, datetime
+
+    settings = settings or get_settings()
+    item_id = item.get("dedupe_id")
+    if not item_id or not settings.dedupe_window_seconds or item.get("status") != "completed":
+        return False
+    try:
+        completed = datetime.strptime(str(item.get("completed_at")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        at = completed.timestamp()
+    except ValueError:
+        at = time.time()
+    store = counters(settings)
+    store.run([store.dedupe_put(str(item_id), str(item["verification_id"]), int(at) + settings.dedupe_window_seconds)])
+    return True
