@@ -447,3 +447,27 @@ def test_a_request_with_a_key_is_not_deduplicated(api, stack, people, ledger, co
     keyed = api.post("/v1/compare", request, headers={"Idempotency-Key": f"mc-{uuid.uuid4()}"})
     assert keyed.status_code == 200 and keyed.json()["verification_id"] != first["verification_id"]
     assert delta.calls() == 1
+
+
+@pytest.mark.parametrize("how", ["delete", "subject"])
+def test_an_erased_answer_is_never_reused(api, stack, people, ledger, controls, how):
+    controls(window=600)
+    person = people.identity("face_review")  # a person of this test alone (its erasure takes all of theirs)
+    request = body(person, people.selfie_jpeg(person), client_reference=f"mc-{uuid.uuid4().hex[:12]}")
+    first = completed_first(api, stack, request)
+    vid = first["verification_id"]
+    if how == "delete":
+        assert api.delete(f"/v1/verifications/{vid}").status_code == 204
+    else:
+        erased = api.post("/v1/subjects/erase", {"id_number": person.id_number})
+        assert erased.status_code == 200 and erased.json()["erased"] >= 1
+    leftover = client(stack, "dynamodb").scan(
+        TableName=stack.resource_name("UsageTable"),
+        FilterExpression="verification_id = :v",
+        ExpressionAttributeValues={":v": {"S": vid}},
+    )["Items"]
+    assert leftover == []  # the dedupe copy went with the record
+    delta = ledger()
+    again = api.post("/v1/compare", request)
+    assert again.status_code == 200 and again.json()["verification_id"] != vid
+    assert delta.calls() == 1

@@ -93,6 +93,7 @@ EXPECTED: dict[str, set[Grant]] = {
         ("dynamodb:UpdateItem", USAGE),  # an upload ticket reserves when it is issued
         ("dynamodb:ConditionCheckItem", USAGE),
         ("dynamodb:GetItem", USAGE),
+        ("dynamodb:DeleteItem", USAGE),  # an erasure deletes the record's dedupe item
         ("kms:Encrypt", KEY),
         ("events:PutEvents", BUS),  # the Subject Erased audit event (a count, no personal data)
         ("s3:PutObject", UPLOADS),

@@ -1,5 +1,6 @@
 """Erasure (DESIGN §9): a record and every copy that could replay it — its Idempotency-Key's answer, its
-sealed data (on the record) and its uploaded object — one record at a time (`erase_verification`,
+sealed data (on the record), its uploaded object and its dedupe item (money controls: the copy an
+identical request without a key would get) — one record at a time (`erase_verification`,
 `DELETE /v1/verifications/{id}`) or every record of one person (`erase_subject`,
 `POST /v1/subjects/erase`), through the same code path.
 
@@ -20,7 +21,7 @@ import json
 import uuid
 from typing import Any
 
-from idv import aws, claims, clock
+from idv import aws, claims, clock, controls
 from idv.config import get_settings
 from idv.observability import logger
 from idv.uploads import object_key
@@ -39,6 +40,9 @@ def erase_verification(verification_id: str) -> bool:
         return False
     if item.get("idempotency_id"):
         repository.apply(claims.store().erase_write(item["idempotency_id"]))
+    if item.get("dedupe_id"):  # the money controls' copy that would hand this answer to an identical request
+        store = controls.counters()
+        store.run([store.dedupe_delete(str(item["dedupe_id"]))])
     deleted = repository.delete(verification_id) is not None  # False: a concurrent erasure got there first
     settings = get_settings()
     if settings.upload_bucket:
