@@ -1,6 +1,6 @@
 """`make bench`: every benchmark side by side with its baseline; writes bench/results.json, prints a table.
 
-    PYTHONPATH=layers/idv:. .venv/bin/python -m bench.run [--only coldstart,warm,images,uploads,connections]
+    PYTHONPATH=layers/idv:. .venv/bin/python -m bench.run [--only coldstart,warm,images,uploads,connections,controls]
         [--quick] [--out bench/results.json]
 
 One local stack (moto server + provider sandbox + local API + queue poller) serves every section.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ("images", "coldstart", "warm", "connections", "uploads")
+SECTIONS = ("images", "coldstart", "warm", "connections", "uploads", "controls")
 
 
 def log(message: str) -> None:
@@ -58,7 +58,9 @@ def start_stack(worker_concurrency: int) -> Any:
     from sandbox.stack.local import LocalStack, StackOptions
 
     # The template's log level (INFO): the handlers' log lines are part of their work (see timing.quiet_stdout).
-    options = StackOptions(worker_concurrency=worker_concurrency)
+    # The money controls off (the warm rounds send one body many times); `controls` measures them on vs off.
+    off = {"SubjectDailyLimit": "0", "DedupeWindowSeconds": "0", "DailySpendLimit": ""}
+    options = StackOptions(worker_concurrency=worker_concurrency, parameters=off)
     return LocalStack(options).start()
 
 
@@ -122,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "warm": lambda stack: _section("warm").run(stack, requests_count=40 if quick else 300, log=log),
         "connections": lambda stack: _section("connections").run(stack, calls=10 if quick else 50),
         "uploads": lambda stack: _section("uploads").run(stack, count=50 if quick else 500, log=log),
+        "controls": lambda stack: _section("money_controls").run(stack, rounds=30 if quick else 150, log=log),
     }
     if "images" in only:
         log("image pipeline ...")
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = start_stack(worker_concurrency=5)
 
     try:
-        for name in ("coldstart", "warm", "connections", "uploads"):
+        for name in ("coldstart", "warm", "connections", "uploads", "controls"):
             if name in only:
                 log(f"{name} ...")
                 results[name] = _guarded(section_args[name], stack)
