@@ -228,6 +228,14 @@ def test_parameters_are_described_and_constrained(template: dict[str, Any]) -> N
         ("PublicBaseUrl", "http://idv.example.com", False),
         ("JuheBaseUrl", "http://127.0.0.1:8080", True),
         ("JuheBaseUrl", "apis.juhe.cn", False),
+        ("DailySpendLimit", "", True),
+        ("DailySpendLimit", "500", True),
+        ("DailySpendLimit", "500.25", True),
+        ("DailySpendLimit", "500.255", False),
+        ("DailySpendLimit", "-1", False),
+        ("DailySpendLimit", "1e3", False),
+        ("ProviderPrices", '{"compare": "0.60", "four_factor": "1.00", "portrait": "0.50", "faceid": "1.50"}', True),
+        ("ProviderPrices", "", False),
     ],
 )
 def test_parameter_patterns(template: dict[str, Any], pattern_of: str, value: str, ok: bool) -> None:
