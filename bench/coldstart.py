@@ -259,7 +259,7 @@ def run(
                 if not status_ok:
                     errors[name] = f"answer {sample['status']}: {sample.get('body_head')}"
                 samples[name].append(sample)
-                if other_root is not None and other_env is not None:
+                if other_root is not None and other_env is not None and (other_root / dirs[name] / "app.py").exists():
                     other.setdefault(name, []).append(
                         run_child(other_root / dirs[name] / "app.py", makers[name](), other_env)
                     )
