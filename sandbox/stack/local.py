@@ -5,7 +5,8 @@ reconciler schedule, with the same environment as in AWS.
     with LocalStack().start() as stack:
         requests.post(f"{stack.api_url}/v1/compare", headers={"x-api-key": stack.api_key}, json=...)
 
-Differences from AWS, all deliberate: the emulator speaks plain HTTP (the bucket's TLS-only policy
+Differences from AWS, all deliberate: moto's DynamoDB writes are made atomic (one lock: moto checks a
+condition and writes without one, DynamoDB does not race), the emulator speaks plain HTTP (the bucket's TLS-only policy
 statement is not applied), a failed queue message becomes visible again after
 `retry_visibility_seconds` instead of the queue's visibility timeout, and the reconciler runs every
 `schedule_seconds` (None: only when `run_reconciler()` is called), and a stream record whose
@@ -50,6 +51,29 @@ class StackOptions:
     parameters: dict[str, str] = field(default_factory=dict)
 
 
+_WRITE_LOCK = threading.RLock()
+
+
+def atomic_dynamodb_writes() -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are: moto evaluates a ConditionExpression and
+    applies the write in plain Python without a lock, so two threads of the emulator can both pass
+    `count < limit` (or both create an item) and one write is lost. Each write (and each transaction)
+    runs under one lock here; reads are not serialised. Idempotent."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_idv_atomic", False):
+        return
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _WRITE_LOCK:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, locked)
+    DynamoDBBackend._idv_atomic = True  # type: ignore[attr-defined]
+
+
 def sandbox_secret(config: Any) -> dict[str, str]:
     """The provider secret for the sandbox's documented credentials (pii_hmac_key is generated)."""
     return {
@@ -88,6 +112,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
+        atomic_dynamodb_writes()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
