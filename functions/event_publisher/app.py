@@ -4,8 +4,10 @@ The event source mapping passes only pending → completed transitions (its filt
 that failed (partial batch failures, bisection) and sends what never succeeds to the on-failure
 queue, so an event is published at least once and never lost to a failed PutEvents.
 
-It also publishes a completed record's dedupe item (money controls, DESIGN §8: an identical request
-without a key within DEDUPE_WINDOW_SECONDS gets this answer), an idempotent put, before the event.
+Its filter also passes pending → error and pending → expired. For every finished record it writes the
+record's usage row (GET /v1/usage: calls, charges, decision; DESIGN §8), and for a completed one its
+dedupe item (an identical request without a key within DEDUPE_WINDOW_SECONDS gets this answer), both
+idempotent puts, before the event. Errors and expiries publish no event.
 """
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -20,6 +22,9 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 def handle_record(record: DynamoDBRecord) -> None:
     item = records.from_stream_image(record.raw_event["dynamodb"]["NewImage"])
+    controls.remember_usage(item)  # every finished record: its calls, charges and decision (GET /v1/usage)
+    if item.get("status") != "completed":
+        return  # errors and expiries publish nothing
     controls.remember_completed(item)
     events.publish_completed(item, get_settings().event_bus_name)
     logger.info("event published", extra={"verification_id": item.get("verification_id")})

@@ -22,7 +22,7 @@ import requests
 from sandbox.stack import template as tpl
 from sandbox.stack.local_api import build_event
 from tests.reliability import figures
-from tests.reliability.conftest import ROUTES, client
+from tests.reliability.conftest import ROUTES, SANDBOX_API, client
 from tests.reliability.procs import Pool, Task, distinct_pids, start_spread
 from tests.stack import body
 
@@ -471,3 +471,114 @@ def test_an_erased_answer_is_never_reused(api, stack, people, ledger, controls, 
     again = api.post("/v1/compare", request)
     assert again.status_code == 200 and again.json()["verification_id"] != vid
     assert delta.calls() == 1
+
+
+# ------------------------------------------------------------------ the usage report
+
+
+def usage_today(api) -> dict[str, Any]:
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+    answer = api.get(f"/v1/usage?from={day}&to={day}")
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_the_usage_report_equals_the_sandbox_ledger_for_a_mixed_run(
+    api, stack, people, ledger, controls, short_read_timeout
+):
+    from tests.reliability.test_callback_forgery import start, submit
+
+    controls()  # the controls off; the usage rows are kept whatever they are
+    delta = ledger()
+    decisions: Counter[tuple[str, str]] = Counter()
+
+    def run(check: str, scenario: str, fault: str | None = None) -> requests.Response:
+        if fault:
+            stack.sandbox.set_fault(fault, SANDBOX_API[check])
+        answer = api.post(route(check), payload(people, check, scenario=scenario))
+        stack.sandbox.clear_faults()
+        if answer.status_code == 200 and answer.json().get("status") == "completed":
+            decisions[(check, answer.json()["decision"])] += 1
+        return answer
+
+    for scenario in ("match", "face_mismatch", "not_found", "face_review"):
+        run("compare", scenario)
+    assert run("compare", "match", "http_500").status_code >= 500  # an error, not charged
+    assert run("compare", "match", "read_timeout").status_code == 504  # unknown charge
+    for scenario in ("four_factor_100", "four_factor_108", "four_factor_103"):
+        run("four_factor", scenario)
+    assert run("four_factor", "four_factor_100", "rate_limit").status_code == 200  # retried: two calls, one charge
+    for scenario in ("match", "face_review", "face_mismatch"):
+        run("portrait", scenario)
+    session = start(api, people)  # FaceID: the start and its searches
+    callback, query = submit(session["verify_url"], "pass")
+    requests.get(callback, params=query, allow_redirects=False, timeout=30)
+    record = api.wait_for(session["verification_id"])
+    assert record["status"] == "completed"
+    decisions[("faceid", record["decision"])] += 1
+    ticket = api.post("/v1/uploads", payload(people, "upload"))  # an upload checked by the worker
+    data = ticket.json()
+    requests.post(
+        data["upload"]["url"],
+        data=data["upload"]["fields"],
+        files={"file": ("selfie.jpg", people.selfie_jpeg(people.identity("match")), "image/jpeg")},
+        timeout=30,
+    )
+    uploaded = api.wait_for(data["verification_id"])
+    decisions[("compare", uploaded["decision"])] += 1
+
+    apis = {"compare": ["verifyface"], "four_factor": ["four_factor"], "portrait": ["apetime"]}
+    apis["faceid"] = ["faceid_query", "faceid_search"]
+    deadline = time.monotonic() + 20
+    while True:  # the usage rows come from the table's stream (the outbox's reader)
+        report = usage_today(api)
+        if report["totals"]["provider_calls"] == delta.calls() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    rows = {(r["check"], r["provider"]): r for r in report["days"]}
+    assert set(rows) == {("compare", "juhe"), ("four_factor", "juhe"), ("portrait", "apetime"), ("faceid", "juhe")}
+    prices = {check: round(float(price) * 100) for check, price in PRICES.items()}
+    spend = 0
+    for (check, _provider), row in rows.items():
+        calls = sum(delta.calls(a) for a in apis[check])
+        charged = sum(delta.charged(a) for a in apis[check])
+        assert row["provider_calls"] == calls, (check, row, calls)
+        assert row["charged_calls"] == charged, (check, row, charged)
+        assert row["unknown_charge_calls"] == (1 if check == "compare" else 0), (check, row)
+        assert row["decisions"] == {d: decisions[(check, d)] for d in ("pass", "fail", "review")}, (check, row)
+        fen = (charged + row["unknown_charge_calls"]) * prices[check]
+        assert row["spend"] == f"{fen // 100}.{fen % 100:02d}"
+        spend += fen
+    totals = report["totals"]
+    assert totals["provider_calls"] == delta.calls() and totals["charged_calls"] == delta.charged()
+    assert totals["spend"] == f"{spend // 100}.{spend % 100:02d}"
+    figures.record(
+        SUITE,
+        usage_provider_calls=totals["provider_calls"],
+        usage_ledger_calls=delta.calls(),
+        usage_charged=totals["charged_calls"],
+        usage_ledger_charged=delta.charged(),
+        usage_unknown=totals["unknown_charge_calls"],
+        usage_spend=totals["spend"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("", 200),
+        ("?from=2026-11-01", 200),
+        ("?from=2026-11-01&to=2027-01-31", 200),  # 92 days
+        ("?from=2026-11-01&to=2027-02-01", 400),  # 93
+        ("?from=2026-11-02&to=2026-11-01", 400),
+        ("?from=20261101", 400),
+        ("?from=2026-13-01", 400),
+        ("?day=2026-11-01", 400),
+    ],
+)
+def test_the_usage_range(api, query, status):
+    answer = api.get(f"/v1/usage{query}")
+    assert answer.status_code == status, answer.text
+    if status == 200:
+        assert set(answer.json()) == {"days", "totals"}
+        assert set(answer.json()["totals"]["decisions"]) == {"pass", "fail", "review"}

@@ -122,10 +122,12 @@ EXPECTED: dict[str, set[Grant]] = {
         ("secretsmanager:GetSecretValue", SECRET),
         ("sqs:SendMessage", "ReconcilerDLQ"),  # its asynchronous invocations' on-failure destination
     },
+    # GET /v1/usage: one Query per day of the usage rows (never a Scan).
+    "UsageFunction": {("dynamodb:Query", USAGE)},
     # The outbox's reader: the bus, and the stream's on-failure queue.
     "EventPublisherFunction": {
         ("events:PutEvents", BUS),
-        ("dynamodb:PutItem", USAGE),  # a completed record's dedupe item (money controls)
+        ("dynamodb:PutItem", USAGE),  # a finished record's usage row, a completed one's dedupe item
         ("sqs:SendMessage", "EventsDLQ"),
     },
 }

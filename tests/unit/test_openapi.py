@@ -24,6 +24,7 @@ def test_document_is_valid_and_covers_every_route():
         "/v1/verifications",
         "/v1/subjects/search",
         "/v1/subjects/erase",
+        "/v1/usage",
     }
     assert set(document["paths"]["/v1/verifications/{verification_id}"]) == {"get", "delete"}
     callback = document["paths"]["/v1/faceid/callback/{verification_id}"]
@@ -33,6 +34,10 @@ def test_document_is_valid_and_covers_every_route():
     # The ID number of a data-subject request is in the body, never in the URL (DESIGN §9).
     for path in ("/v1/subjects/search", "/v1/subjects/erase"):
         assert set(document["paths"][path]) == {"post"} and "parameters" not in document["paths"][path]["post"]
+    usage = document["paths"]["/v1/usage"]["get"]
+    assert {p["name"] for p in usage["parameters"]} == {"from", "to"}
+    assert "UsageReport" in json.dumps(usage["responses"]["200"])
+    assert set(document["components"]["schemas"]["UsageDecisions"]["properties"]) == {"pass", "fail", "review"}
     problem = document["paths"]["/v1/compare"]["post"]["responses"]["422"]["content"]
     assert "application/problem+json" in problem
 

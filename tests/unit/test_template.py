@@ -44,6 +44,7 @@ FUNCTIONS: dict[str, tuple[str, list[tuple[str, str, bool]]]] = {
     "UploadWorkerFunction": ("upload_worker", []),
     "ReconcilerFunction": ("reconciler", []),
     "EventPublisherFunction": ("event_publisher", []),
+    "UsageFunction": ("usage", [("get", "/v1/usage", True)]),
 }
 
 DESIGN_ENV = (
@@ -60,6 +61,10 @@ DESIGN_ENV = (
     "RETENTION_DAYS",
     "PUBLIC_BASE_URL",
     "ALLOWED_REDIRECT_HOSTS",
+    "USAGE_TABLE",
+    "SUBJECT_DAILY_LIMIT",
+    "DEDUPE_WINDOW_SECONDS",
+    "PROVIDER_PRICES",
 )
 SECRET_FIELDS = (
     "juhe_verifyface_key",
@@ -97,6 +102,7 @@ API_EVENTS = {
     "list_verifications.json": ("VerificationsFunction", "GET", "/v1/verifications"),
     "search_subject.json": ("VerificationsFunction", "POST", "/v1/subjects/search"),
     "erase_subject.json": ("VerificationsFunction", "POST", "/v1/subjects/erase"),
+    "usage.json": ("UsageFunction", "GET", "/v1/usage"),
 }
 OTHER_EVENTS = {
     "upload_worker.json": "UploadWorkerFunction",
@@ -504,13 +510,13 @@ def test_alarms_on_dlq_depth_and_api_5xx(resources: dict[str, Any]) -> None:
         r["Properties"]["MetricName"]: r["Properties"]
         for r in resources.values()
         if r["Type"] == "AWS::CloudWatch::Alarm"
-        and r["Properties"]["MetricName"] != "ApproximateNumberOfMessagesVisible"
+        and r["Properties"].get("MetricName") not in (None, "ApproximateNumberOfMessagesVisible")
     }
     queues = {
         r["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]: r["Properties"]
         for r in resources.values()
         if r["Type"] == "AWS::CloudWatch::Alarm"
-        and r["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
     }
     assert set(queues) == {"UploadDLQ", "EventsDLQ", "ReconcilerDLQ"}  # every dead-letter queue alarms
     for dlq in queues.values():

@@ -183,14 +183,19 @@ def call_check(
     request: CheckRequest, record: dict[str, Any], secret: ProviderSecrets, settings: Settings
 ) -> claims.Finish:
     """Call the provider once for a claimed record; the record's terminal state and the answer."""
+    from idv import http
+
     verification_id = record["verification_id"]
     provider = PROVIDER_OF[request.check]
+    http.take_sent()
     try:
         result = call_provider(request, verification_id, secret, settings)
     except (errors.ProviderError, errors.InvalidInput) as exc:
         charged = exc.charged if isinstance(exc, errors.ProviderError) else False
         count_provider_call(provider, request.check, charged)
-        return failed_finish(record, exc, charged)
+        failed = failed_finish(record, exc, charged)
+        failed.extra.update(usage_of(charged, http.take_sent()))
+        return failed
     except Exception as exc:  # a bug or an answer no parser expected, after the request may have left
         logger.exception("provider answer not usable", extra={"verification_id": verification_id})
         count_provider_call(provider, request.check, None)
@@ -199,20 +204,33 @@ def call_check(
             provider=provider,
             charged=None,
         )
-        return failed_finish(record, unusable, None)
+        failed = failed_finish(record, unusable, None)
+        failed.extra.update(usage_of(None, max(1, http.take_sent())))
+        return failed
     count_provider_call(provider, request.check, result.charged)
     done = records.apply_result(record, result, clock.now())
-    return claims.Finish(done, Answer(200, records.public_view(done)))
+    return claims.Finish(done, Answer(200, records.public_view(done)), extra=usage_of(result.charged, http.take_sent()))
 
 
-def failed_finish(record: dict[str, Any], exc: errors.IdvError, charged: bool | None) -> claims.Finish:
+def failed_finish(
+    record: dict[str, Any], exc: errors.IdvError, charged: bool | None, *, called: bool = True
+) -> claims.Finish:
     """An `error` record for a failed call; its answer is the problem, with the verification id.
 
     A failure that cost nothing frees the Idempotency-Key (a retry with it runs the check again).
+    `called=False`: refused before anything was sent (an upload's image), no provider call to count.
     """
     failed = records.apply_error(record, exc.code, exc.detail, charged, clock.now())
     exc.extra["verification_id"] = record["verification_id"]
-    return claims.Finish(failed, Answer.of_error(exc), keep_key=charged is not False)
+    extra = usage_of(charged) if called else {}
+    return claims.Finish(failed, Answer.of_error(exc), extra=extra, keep_key=charged is not False)
+
+
+def usage_of(charged: bool | None, calls: int = 1) -> dict[str, int]:
+    """The record's usage attributes for one check's call (the usage report's source, `idv.controls`):
+    the requests that reached the provider (`http.take_sent`: a retried refusal is one more), and whether
+    the call that counted was charged (refusals that were retried cost nothing)."""
+    return {"usage_calls": calls, "usage_charged": int(charged is True), "usage_unknown": int(charged is None)}
 
 
 def log_outcome(check: str, record: dict[str, Any]) -> None:

@@ -322,7 +322,10 @@ def settle_interrupted(item: dict[str, Any]) -> Answer | None:
     exc = errors.CheckInterrupted(INTERRUPTED_DETAIL, verification_id=verification_id)
     failed = records.apply_error(item, exc.code, exc.detail, None, clock.now())
     answer = Answer.of_error(exc)
-    write = repository().finish_write(failed, claim_token=item.get("claim_token"), extra={"answer": answer.to_json()})
+    usage = {"usage_calls": 1, "usage_charged": 0, "usage_unknown": 1}  # the call may have happened
+    write = repository().finish_write(
+        failed, claim_token=item.get("claim_token"), extra={"answer": answer.to_json(), **usage}
+    )
     try:
         changed = repository().apply(write)
     except Exception as exc2:

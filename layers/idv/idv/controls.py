@@ -42,6 +42,9 @@ from idv.observability import logger
 
 CHINA_OFFSET_SECONDS = 8 * 3600
 COUNTER_TTL_SECONDS = 3 * 86400  # a day's counters outlive the day (and its time zone) by two days
+USAGE_TTL_SECONDS = 400 * 86400  # usage rows: a year and a month of reports
+MAX_REPORT_DAYS = 92
+DECISIONS = ("pass", "fail", "review")
 
 
 class SubjectRateLimited(errors.IdvError):
@@ -193,6 +196,33 @@ class Counters:
     def get_dedupe(self, item_id: str) -> dict[str, Any] | None:
         found = self.client.get_item(TableName=self.table, Key=_item_key(item_id, "-"), ConsistentRead=True).get("Item")
         return records.from_stream_image(found) if found else None
+
+    # -- usage rows (the usage report's source: one per finished record, written by the outbox's reader)
+    def usage_put(self, row: dict[str, Any]) -> records.Write:
+        """One record's usage (idempotent: the same row on every delivery)."""
+        item: dict[str, Any] = {
+            **_item_key(f"usage#{row['day']}", str(row["verification_id"])),
+            "check": {"S": str(row["check"])},
+            "provider": {"S": str(row["provider"])},
+            "calls": {"N": str(int(row["calls"]))},
+            "charged": {"N": str(int(row["charged"]))},
+            "unknown": {"N": str(int(row["unknown"]))},
+            "spend_fen": {"N": str(int(row["spend_fen"]))},
+            "expires_at": {"N": str(int(row["expires_at"]))},
+        }
+        if row.get("decision"):
+            item["decision"] = {"S": str(row["decision"])}
+        return records.Write("Put", {"TableName": self.table, "Item": item})
+
+    def usage_rows(self, day: str) -> list[dict[str, Any]]:
+        """Every usage row of one day (UTC+8): a Query of its partition, all pages."""
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": f"usage#{day}"}},
+        )
+        return [records.from_stream_image(item) for page in pages for item in page.get("Items", [])]
 
     def spent_reserved(self, day: str) -> int:
         found = self.client.get_item(TableName=self.table, Key=_item_key("spend", day), ConsistentRead=True).get("Item")
@@ -365,3 +395,108 @@ def remember_completed(item: dict[str, Any], settings: Settings | None = None) -
     store = counters(settings)
     store.run([store.dedupe_put(str(item_id), str(item["verification_id"]), int(at) + settings.dedupe_window_seconds)])
     return True
+
+
+def _timestamp(iso: Any) -> float | None:
+    from datetime import UTC, datetime
+
+    try:
+        return datetime.strptime(str(iso), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def remember_usage(item: dict[str, Any], settings: Settings | None = None) -> bool:
+    """Write a finished record's usage row (the outbox's reader, for every pending → terminal transition;
+    idempotent). Its day is the record's creation day (UTC+8); its spend is what its calls cost at the
+    prices in force: (charged + unknown) × price, unknown counting as charged. False: nothing to count."""
+    settings = settings or get_settings()
+    calls = int(item.get("usage_calls") or 0)
+    decision = item.get("decision") if item.get("status") == "completed" else None
+    if not calls and not decision:
+        return False
+    created = _timestamp(item.get("created_at")) or time.time()
+    charged, unknown = int(item.get("usage_charged") or 0), int(item.get("usage_unknown") or 0)
+    row = {
+        "day": day_of(created),
+        "verification_id": item["verification_id"],
+        "check": item.get("check"),
+        "provider": item.get("provider"),
+        "calls": calls,
+        "charged": charged,
+        "unknown": unknown,
+        "spend_fen": (charged + unknown) * settings.price_fen(str(item.get("check"))),
+        "decision": decision,
+        "expires_at": int(created) + USAGE_TTL_SECONDS,
+    }
+    store = counters(settings)
+    store.run([store.usage_put(row)])
+    return True
+
+
+def cny(fen: int) -> str:
+    """Integer fen as a decimal string of CNY ("12.30")."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def report_days(first: str, last: str) -> list[str]:
+    """The days (yyyymmdd) of an inclusive range given as YYYY-MM-DD; InvalidRequest when it is not one."""
+    from datetime import date, timedelta
+
+    try:
+        start, end = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        raise errors.InvalidRequest("from and to must be dates as YYYY-MM-DD (days in UTC+8)") from None
+    if len(first) != 10 or len(last) != 10:
+        raise errors.InvalidRequest("from and to must be dates as YYYY-MM-DD (days in UTC+8)")
+    if end < start:
+        raise errors.InvalidRequest("to must not be before from")
+    count = (end - start).days + 1
+    if count > MAX_REPORT_DAYS:
+        raise errors.InvalidRequest(f"a report covers at most {MAX_REPORT_DAYS} days")
+    return [(start + timedelta(days=i)).strftime("%Y%m%d") for i in range(count)]
+
+
+def usage_report(first: str | None, last: str | None, now: float | None = None) -> dict[str, Any]:
+    """GET /v1/usage (DESIGN §8): per day × check × provider and totals, from the usage rows (a Query per
+    day, never a Scan). Without dates: today (UTC+8); with one, that day."""
+    today = day_of(time.time() if now is None else now)
+    today_iso = f"{today[:4]}-{today[4:6]}-{today[6:]}"
+    days = report_days(first or last or today_iso, last or first or today_iso)
+    store = counters()
+    out: list[dict[str, Any]] = []
+    totals = _empty()
+    for day in days:
+        groups: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in store.usage_rows(day):
+            key = (str(row.get("check")), str(row.get("provider")))
+            group = groups.setdefault(key, _empty())
+            for target in (group, totals):
+                _add(target, row)
+        for (check, provider), group in sorted(groups.items()):
+            out.append(
+                {"date": f"{day[:4]}-{day[4:6]}-{day[6:]}", "check": check, "provider": provider, **_public(group)}
+            )
+    return {"days": out, "totals": _public(totals)}
+
+
+def _empty() -> dict[str, Any]:
+    return {"calls": 0, "charged": 0, "unknown": 0, "spend_fen": 0, "decisions": dict.fromkeys(DECISIONS, 0)}
+
+
+def _add(target: dict[str, Any], row: dict[str, Any]) -> None:
+    for name in ("calls", "charged", "unknown", "spend_fen"):
+        target[name] += int(row.get(name) or 0)
+    if row.get("decision") in DECISIONS:
+        target["decisions"][row["decision"]] += 1
+
+
+def _public(group: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "provider_calls": group["calls"],
+        "charged_calls": group["charged"],
+        "unknown_charge_calls": group["unknown"],
+        "spend": cny(group["spend_fen"]),
+        "decisions": dict(group["decisions"]),
+    }

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from idv import checks, claims, clock, errors, providers, records
+from idv import checks, claims, clock, errors, http, providers, records
 from idv.config import get_settings
 from idv.idempotency import Answer, Key
 from idv.observability import count_provider_call, count_signature_form, logger
@@ -57,6 +57,7 @@ def start_session(body: Any, base_url: str, *, key: Key | None = None, lease: fl
     if isinstance(claimed, Answer):
         return claimed
     url = callback_url(base_url, verification_id)
+    http.take_sent()
     try:
         session = providers.juhe_client().faceid_start(
             key=secret.juhe_faceid_key,
@@ -71,6 +72,7 @@ def start_session(body: Any, base_url: str, *, key: Key | None = None, lease: fl
     except errors.ProviderError as exc:
         count_provider_call("juhe", "faceid", exc.charged)
         done = checks.failed_finish(record, exc, exc.charged)
+        done.extra.update(checks.usage_of(exc.charged, http.take_sent()))
     else:
         count_provider_call("juhe", "faceid", True)
         opened = {**record, "charged": True, "provider_order_id": session.jh_order_id}
@@ -92,6 +94,8 @@ def start_session(body: Any, base_url: str, *, key: Key | None = None, lease: fl
             "redirect_url": redirect,
             "threshold": threshold,
             "search_count": 0,
+            # faceid/query was billed; each search adds its own (usage report)
+            **checks.usage_of(True, http.take_sent()),
         }
         done = claims.Finish(opened, answer, extra=extra, remove=claims.CLAIM_ATTRIBUTES)
     settled = claims.finish(claimed, done)
@@ -172,13 +176,16 @@ def _claim_search(item: dict[str, Any], now: float) -> str | None:
     return token if taken else None
 
 
-def _release_search(verification_id: str, token: str, reconcile_at: int | None) -> None:
+def _release_search(
+    verification_id: str, token: str, reconcile_at: int | None, usage: dict[str, int] | None = None
+) -> None:
     sets = {"reconcile_at": reconcile_at} if reconcile_at is not None else {}
     claims.repository().apply(
         records.update(
             claims.repository().table,
             records.record_key(verification_id),
             sets=sets,
+            adds=usage or {},  # the search's call, for the usage report (in the same write)
             removes=("search_until", "search_token"),
             condition="#token = :token",
             names={"#token": "search_token"},
@@ -229,6 +236,7 @@ def confirm(
         return CallbackOutcome(records.public_view(waited or item), redirect, False)
     secret = get_provider_secrets(settings.provider_secret_id)
     threshold = float(settings.face_score_threshold if item.get("threshold") is None else item["threshold"])
+    http.take_sent()
     try:
         result = providers.juhe_client().faceid_result(
             key=secret.juhe_faceid_key, jh_order_id=item["jh_order_id"], threshold=threshold
@@ -236,35 +244,44 @@ def confirm(
     except errors.NotFound:
         count_provider_call("juhe", "faceid", False)
         result = None
+        used = checks.usage_of(False, http.take_sent())
     except errors.ProviderError as exc:
         count_provider_call("juhe", "faceid", exc.charged)
+        used = checks.usage_of(exc.charged, http.take_sent())
         if exc.code in TRANSIENT_SEARCH_ERRORS or type(exc) is errors.ProviderUnavailable:
             logger.warning("faceid search failed", extra={"verification_id": verification_id, "code": exc.code})
-            _release_search(verification_id, token, _next_look(item, now) if by_reconciler else None)
+            _release_search(verification_id, token, _next_look(item, now) if by_reconciler else None, used)
             return CallbackOutcome(records.public_view(item), redirect, False, True)
-        return _end(item, token, exc, now)
+        return _end(item, token, exc, now, used)
     except Exception as exc:  # an answer no parser expected: never searched again for this session
         logger.exception("faceid search answer not usable", extra={"verification_id": verification_id})
         count_provider_call("juhe", "faceid", None)
         unusable = errors.ProviderUnavailable(
             f"the faceid/search answer could not be used ({type(exc).__name__})", provider="juhe", charged=None
         )
-        return _end(item, token, unusable, now)
+        return _end(item, token, unusable, now, checks.usage_of(None, max(1, http.take_sent())))
     else:
         count_provider_call("juhe", "faceid", result.charged if result else False)
+        used = checks.usage_of(result.charged if result else False, http.take_sent())
     if result is None:
         next_look = _next_look(item, now)
         if by_reconciler and next_look is None:
-            return _end(item, token, None, now)  # the one look after the 30 minutes found nothing
-        _release_search(verification_id, token, next_look if by_reconciler else None)
+            return _end(item, token, None, now, used)  # the one look after the 30 minutes found nothing
+        _release_search(verification_id, token, next_look if by_reconciler else None, used)
         return CallbackOutcome(records.public_view(item), redirect, False, True)
     done = records.apply_result(item, result, now)
     done["charged"] = True  # faceid/query was billed when the session started
     done["provider_order_id"] = item.get("jh_order_id")
-    return _finish(done, token, redirect)
+    return _finish(done, token, redirect, used)
 
 
-def _end(item: dict[str, Any], token: str | None, exc: errors.IdvError | None, now: float) -> CallbackOutcome:
+def _end(
+    item: dict[str, Any],
+    token: str | None,
+    exc: errors.IdvError | None,
+    now: float,
+    used: dict[str, int] | None = None,
+) -> CallbackOutcome:
     """End a session without a result: `expired` (no result in time) or `error` (an unusable answer)."""
     done = dict(item)
     if exc is None:
@@ -276,13 +293,19 @@ def _end(item: dict[str, Any], token: str | None, exc: errors.IdvError | None, n
         )
     else:
         done = records.apply_error(item, exc.code, exc.detail, True, now)  # faceid/query was billed
-    return _finish(done, token, item.get("redirect_url"))
+    return _finish(done, token, item.get("redirect_url"), used)
 
 
-def _finish(done: dict[str, Any], token: str | None, redirect: str | None) -> CallbackOutcome:
-    """The session's one transition, under the search lease (or, without one, while no search runs)."""
+def _finish(
+    done: dict[str, Any], token: str | None, redirect: str | None, used: dict[str, int] | None = None
+) -> CallbackOutcome:
+    """The session's one transition, under the search lease (or, without one, while no search runs).
+
+    `used`: the search this holder made, added to the record's usage counts in the same write (the
+    lease excludes every other writer of them)."""
     repository = claims.repository()
-    write = repository.finish_write(done, claim_token=token, token_attribute="search_token")  # noqa: S106
+    usage = {name: int(done.get(name) or 0) + amount for name, amount in (used or {}).items()}
+    write = repository.finish_write(done, claim_token=token, token_attribute="search_token", extra=usage)  # noqa: S106
     changed = False
     for attempt in range(claims.FINISH_ATTEMPTS):
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,21 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, (NewConnectionError, NameResolutionError))
 
 
+_sent = threading.local()
+
+
+def _count_sent() -> None:
+    _sent.count = getattr(_sent, "count", 0) + 1
+
+
+def take_sent() -> int:
+    """Requests that reached the provider on this thread since the last call (a retried refusal is a call
+    too; a connection that was never established is not): the usage report's `provider_calls`."""
+    count = int(getattr(_sent, "count", 0))
+    _sent.count = 0
+    return count
+
+
 def post_json(
     session: requests.Session,
     url: str,
@@ -93,6 +109,7 @@ def post_json(
                     f"could not connect to {provider}", provider=provider, charged=False, auto_retry=True
                 )
                 continue
+            _count_sent()
             raise errors.ProviderTimeout(
                 f"{provider} closed the connection after the request was sent; it may have been charged,"
                 " so it was not retried",
@@ -100,12 +117,14 @@ def post_json(
                 charged=None,
             ) from None
         except requests.Timeout:
+            _count_sent()
             raise errors.ProviderTimeout(
                 f"{provider} did not answer within {read_timeout:g} s; it may have been charged, so it was not retried",
                 provider=provider,
                 charged=None,
             ) from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            _count_sent()
             raise errors.ProviderTimeout(
                 f"{provider}'s answer broke off while it was read; it may have been charged, so it was not retried",
                 provider=provider,
@@ -115,6 +134,7 @@ def post_json(
             raise errors.ProviderUnavailable(
                 f"request to {provider} failed ({type(exc).__name__})", provider=provider, charged=False
             ) from None
+        _count_sent()
         body = _parse(response, provider)
         problem = classify(body) if classify else None
         if problem is None:

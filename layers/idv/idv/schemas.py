@@ -230,6 +230,31 @@ class SubjectErasure(BaseModel):
     erased: int = Field(description="Records erased by this call (0 when there was nothing left)")
 
 
+class UsageDecisions(BaseModel):
+    pass_: int = Field(alias="pass", description="Completed checks that passed")
+    fail: int
+    review: int
+
+
+class UsageCounts(BaseModel):
+    provider_calls: int = Field(description="Calls sent to the provider (FaceID: the start and every search)")
+    charged_calls: int = Field(description="Calls the provider billed")
+    unknown_charge_calls: int = Field(description="Calls whose charge is unknown (counted as charged in spend)")
+    spend: str = Field(description="CNY, a decimal string: (charged + unknown) x PROVIDER_PRICES of the check")
+    decisions: UsageDecisions
+
+
+class UsageDay(UsageCounts):
+    date: str = Field(description="The day, YYYY-MM-DD in UTC+8 (the record's creation day)")
+    check: str
+    provider: str
+
+
+class UsageReport(BaseModel):
+    days: list[UsageDay] = Field(description="One row per day x check x provider that had any use")
+    totals: UsageCounts
+
+
 class FaceIdSession(BaseModel):
     verification_id: str
     status: str

@@ -44,6 +44,8 @@ ABANDONED_DETAIL = "no selfie was uploaded before the upload URL expired; the pe
 
 
 FINISH_MESSAGE = "idv_finish"
+# Bookkeeping a handed-off result carries besides its public fields (money controls, usage report).
+HANDED_OFF_ATTRIBUTES = ("usage_day", "reserved_fen", "usage_calls", "usage_charged", "usage_unknown")
 
 
 def object_key(verification_id: str) -> str:
@@ -146,7 +148,7 @@ def process_object(bucket: str, key: str) -> str:
     try:
         settled = claims.finish(claim, done, store_answer=False)
     except errors.ResultNotStored:
-        hand_off(claim, done.record)
+        hand_off(claim, {**done.record, **done.extra})
         return "handed_off"
     if settled.here:
         checks.log_outcome(item["check"], done.record)
@@ -170,7 +172,7 @@ def _call(item: dict[str, Any], bucket: str, key: str) -> claims.Finish:
         prepared = images.prepare_image(body, checks.image_target(item["check"]))
     except errors.ImageError as exc:
         logger.info("upload refused", extra={"verification_id": verification_id, "code": exc.code})
-        return checks.failed_finish(item, exc, False)
+        return checks.failed_finish(item, exc, False, called=False)
     request = checks.CheckRequest(
         check=item["check"],
         person=person,
@@ -191,7 +193,7 @@ def hand_off(claim: claims.Claim, record: dict[str, Any]) -> None:
     """
     import json
 
-    settle = {k: record[k] for k in ("usage_day", "reserved_fen") if record.get(k) is not None}  # the reservation
+    settle = {k: record[k] for k in HANDED_OFF_ATTRIBUTES if record.get(k) is not None}  # reservation, usage
     message = {FINISH_MESSAGE: {"claim_token": claim.token, "record": {**records.public_view(record), **settle}}}
     aws.client("sqs").send_message(
         QueueUrl=require(get_settings().upload_queue_url, "UPLOAD_QUEUE_URL"),
@@ -206,7 +208,8 @@ def finish_handed_off(message: dict[str, Any]) -> str:
     """Store a record handed off by `hand_off` (a storage failure raises: the queue retries, then the DLQ)."""
     record = message["record"]
     repository = claims.repository()
-    if repository.finish(record, claim_token=message["claim_token"]):
+    usage = {k: record[k] for k in ("usage_calls", "usage_charged", "usage_unknown") if k in record}
+    if repository.apply(repository.finish_write(record, claim_token=message["claim_token"], extra=usage)):
         checks.log_outcome(record["check"], record)
         claims.settle(record)
         outcome = "finished_late"
