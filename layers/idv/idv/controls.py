@@ -431,7 +431,35 @@ def remember_usage(item: dict[str, Any], settings: Settings | None = None) -> bo
     }
     store = counters(settings)
     store.run([store.usage_put(row)])
+    usage_metrics(item, row["spend_fen"], settings)
     return True
+
+
+def usage_metrics(item: dict[str, Any], spend_fen: int, settings: Settings) -> None:
+    """The dashboard's and the alarms' money metrics of one finished record (namespace of the layer's
+    metrics, dimension `service` only): FinishedChecks, FailedChecks (ended `error` after a provider
+    call), CompletedChecks / PassedChecks (the pass rate), SpendCNY and, with a cap, SpendOfCapPercent
+    (its daily sum is the share of the cap spent: the 80 % alarm needs no arithmetic on the parameter).
+    At least once, like the stream that carries them."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    from idv.observability import metrics, metrics_disabled
+
+    if metrics_disabled():
+        return
+    points: list[tuple[str, float, Any]] = [("FinishedChecks", 1, MetricUnit.Count)]
+    if item.get("status") == "error" and int(item.get("usage_calls") or 0):
+        points.append(("FailedChecks", 1, MetricUnit.Count))
+    if item.get("status") == "completed":
+        points.append(("CompletedChecks", 1, MetricUnit.Count))
+        points.append(("PassedChecks", 1 if item.get("decision") == "pass" else 0, MetricUnit.Count))
+    points.append(("SpendCNY", spend_fen / 100, MetricUnit.NoUnit))
+    cap = settings.daily_spend_limit_fen
+    if cap:
+        points.append(("SpendOfCapPercent", 100 * spend_fen / cap, MetricUnit.Percent))
+    for name, value, unit in points:
+        with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace):
+            pass
 
 
 def cny(fen: int) -> str:
