@@ -177,15 +177,54 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
 
 
+def todays_usage(demo: Demo, calls: int, timeout: float = 15.0) -> dict[str, Any]:
+    """GET /v1/usage for today (UTC+8), once the outbox's reader has written every finished record's row."""
+    import time
+
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(
+            f"{demo.stack.api_url}/v1/usage?from={day}&to={day}", headers={"x-api-key": demo.stack.api_key}, timeout=30
+        )
+        report: dict[str, Any] = answer.json() if answer.status_code == 200 else {}
+        if report.get("totals", {}).get("provider_calls") == calls or time.monotonic() > deadline:
+            return report
+        time.sleep(0.2)
+
+
+def print_usage(report: dict[str, Any]) -> None:
+    print("\ntoday's usage (GET /v1/usage; spend at the template's placeholder prices):")
+    columns = ["check", "provider", "provider_calls", "charged_calls", "unknown_charge_calls", "spend", "decisions"]
+    rows = [
+        *report.get("days", []),
+        {"check": "total", "provider": "", **report.get("totals", {})},
+    ]
+    shown = [
+        {c: (" ".join(f"{k}={v}" for k, v in r[c].items()) if c == "decisions" else r.get(c, "")) for c in columns}
+        for r in rows
+    ]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in shown)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for row in shown:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
 def main() -> int:
     from sandbox.stack.local import LocalStack, StackOptions
 
     with LocalStack(StackOptions(log_level="ERROR", print_metrics=False)).start() as stack:
         demo = Demo(stack)
         run(demo)
-        ledger = stack.sandbox.ledger()["charged"] if stack.sandbox else {}
+        ledger = stack.sandbox.ledger() if stack.sandbox else {"calls": {}, "charged": {}}
+        calls = sum(sum(keys.values()) for keys in ledger["calls"].values())
+        usage = todays_usage(demo, calls)
+        if usage.get("totals", {}).get("provider_calls") != calls:
+            demo.failures.append(f"usage report: {usage.get('totals')} vs {calls} provider calls in the ledger")
     print_table(demo.rows)
-    print(f"\nprovider ledger (charged calls): {ledger}")
+    print_usage(usage)
+    print(f"\nprovider ledger (charged calls): {ledger['charged']}")
     if demo.failures:
         print("\nFAILED:\n  " + "\n  ".join(demo.failures))
         return 1

@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 import threading
+from typing import Any
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 3000
@@ -100,9 +101,33 @@ def main() -> None:
             f'"{person.id_number}", "consent": {{"granted": true, "text_version": "v1"}}}}\''
         )
         print(f"  curl -s {stack.api_url}/v1/verifications/<verification_id> -H 'x-api-key: {stack.api_key}'")
-        print("\nCtrl-C stops everything.")
+        print(f"  curl -s '{stack.api_url}/v1/usage' -H 'x-api-key: {stack.api_key}'   # today's usage and spend")
+        env = stack.env
+        print(
+            f"\nmoney controls   SUBJECT_DAILY_LIMIT={env.get('SUBJECT_DAILY_LIMIT')} "
+            f"DEDUPE_WINDOW_SECONDS={env.get('DEDUPE_WINDOW_SECONDS')} "
+            f"DAILY_SPEND_LIMIT={env.get('DAILY_SPEND_LIMIT') or '(no cap)'} (template defaults)"
+        )
+        print("\nCtrl-C stops everything (and prints today's usage).")
         stop.wait()
+        print_usage(stack)
     print("stopped")
+
+
+def print_usage(stack: Any) -> None:
+    """Today's usage (GET /v1/usage), one line per check and provider, then the totals."""
+    import requests
+
+    try:
+        report = requests.get(f"{stack.api_url}/v1/usage", headers={"x-api-key": stack.api_key}, timeout=10).json()
+    except (requests.RequestException, ValueError):
+        return
+    print("\ntoday's usage (UTC+8):")
+    for row in [*report.get("days", []), {"check": "total", "provider": "", **report.get("totals", {})}]:
+        print(
+            f"  {row['check']:<12} {row['provider']:<8} calls={row['provider_calls']} charged={row['charged_calls']}"
+            f" unknown={row['unknown_charge_calls']} spend={row['spend']} CNY decisions={row['decisions']}"
+        )
 
 
 if __name__ == "__main__":
