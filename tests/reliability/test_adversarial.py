@@ -49,11 +49,7 @@ def compare_body(people, marker: str | None = None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- findings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1: a billed answer (error_code 0) whose JSON is cut short counts as charged: false; "
-    "the key is freed and the retry with the same Idempotency-Key pays again",
-)
+# finding 1 (fixed: http._parse calls JSON cut short an unknown charge, never free)
 def test_a_billed_answer_cut_short_is_not_paid_again_with_the_same_key(stack, api, people, ledger):
     """Repro: the provider bills and answers HTTP 200 `{"error_code":0,"reason":"成功","result":{"res":1,...`
     (cut short by a proxy, a full disk, a dying connection that still closed cleanly). `http._parse`
@@ -83,11 +79,7 @@ def test_a_billed_answer_cut_short_is_not_paid_again_with_the_same_key(stack, ap
     assert again.json() == first.json()  # the stored answer is replayed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 2: the FaceID search lease (15 s) is shorter than a faceid/search may take "
-    "(PROVIDER_READ_TIMEOUT_SECONDS up to 60 s); a second callback searches while the first still runs",
-)
+# finding 2 (fixed: faceid.search_lease_seconds is the search's whole bound: attempts × timeouts + backoff)
 def test_one_session_never_has_two_searches_in_flight_with_a_long_read_timeout(stack, api, people):
     """Repro: PROVIDER_READ_TIMEOUT_SECONDS=20 (allowed: 0.1–60). The browser return takes the session's
     search lease (`search_until` = now + 15) and faceid/search answers after 16.5 s (slow but within the

@@ -29,7 +29,7 @@ from idv.observability import count_provider_call, count_signature_form, logger
 from idv.provider_secret import get_provider_secrets
 
 SESSION_SECONDS = 30 * 60
-SEARCH_LEASE_SECONDS = 15  # faceid/search's read timeout (5 s) and margin: a crashed searcher's lease ends
+SEARCH_LEASE_MARGIN_SECONDS = 5
 MAX_SEARCHES = 6  # per session, callbacks and reconciler together
 RECONCILE_FIRST_SECONDS = 10 * 60  # the reconciler's first look after the start
 RECONCILE_EVERY_SECONDS = 10 * 60
@@ -155,6 +155,21 @@ def handle_callback(verification_id: str, response: Any, sign: Any) -> CallbackO
     return confirm(item, wait=CALLBACK_WAIT_SECONDS)
 
 
+def search_lease_seconds() -> float:
+    """How long one search may take at most (every attempt's connect and read timeouts, the backoff
+    between them, a margin): a lease never ends while its holder can still be waiting for an answer."""
+    from idv.http import CONNECT_TIMEOUT, RetryPolicy
+    from idv.providers.juhe import DEFAULT_READ_TIMEOUTS
+
+    policy = RetryPolicy()
+    read = get_settings().provider_read_timeout or DEFAULT_READ_TIMEOUTS["faceid_search"]
+    return (
+        policy.attempts * (CONNECT_TIMEOUT + read)
+        + (policy.attempts - 1) * policy.max_delay
+        + SEARCH_LEASE_MARGIN_SECONDS
+    )
+
+
 def _claim_search(item: dict[str, Any], now: float) -> str | None:
     """Take the session's search lease (one search at a time, MAX_SEARCHES in all); None when not given."""
     token = secrets.token_hex(8)
@@ -162,7 +177,7 @@ def _claim_search(item: dict[str, Any], now: float) -> str | None:
         records.update(
             claims.repository().table,
             records.record_key(item["verification_id"]),
-            sets={"search_until": int(now) + SEARCH_LEASE_SECONDS, "search_token": token},
+            sets={"search_until": int(now + search_lease_seconds()) + 1, "search_token": token},
             adds={"search_count": 1},
             condition=(
                 "#status = :pending AND attribute_exists(jh_order_id)"

@@ -154,10 +154,18 @@ def _parse(response: requests.Response, provider: str) -> dict[str, Any]:
     try:
         body = json.loads(response.content)
     except ValueError:
+        # A page that is no JSON at all (a gateway's HTML) is not the API's answer: nothing was billed.
+        # JSON cut short or corrupted may be a billed answer: its charge is unknown, never "free".
+        cut_short = response.content.lstrip()[:1] in (b"{", b"[")
         raise errors.ProviderUnavailable(
-            f"{provider} answered HTTP {response.status_code} with a body that is not JSON",
+            f"{provider} answered HTTP {response.status_code} with "
+            + (
+                "JSON that is cut short or corrupted; it may have been charged"
+                if cut_short
+                else "a body that is not JSON"
+            ),
             provider=provider,
-            charged=False,
+            charged=None if cut_short else False,
         ) from None
     if not isinstance(body, dict):
         raise errors.ProviderUnavailable(f"{provider} answered JSON that is not an object", provider=provider)
