@@ -47,6 +47,7 @@ Grant = tuple[str, str]  # (IAM action, resource: a logical id, optionally with 
 VERIFICATIONS = "VerificationsTable"
 IDEMPOTENCY = "IdempotencyTable"
 USAGE = "UsageTable"
+USAGE_REPORT = "UsageReportTable"
 UPLOADS = "UploadBucket/uploads/*"
 SECRET = "ProviderSecret"
 KEY = "DataKey"
@@ -123,11 +124,12 @@ EXPECTED: dict[str, set[Grant]] = {
         ("sqs:SendMessage", "ReconcilerDLQ"),  # its asynchronous invocations' on-failure destination
     },
     # GET /v1/usage: one Query per day of the usage rows (never a Scan).
-    "UsageFunction": {("dynamodb:Query", USAGE)},
+    "UsageFunction": {("dynamodb:Query", USAGE_REPORT)},
     # The outbox's reader: the bus, and the stream's on-failure queue.
     "EventPublisherFunction": {
         ("events:PutEvents", BUS),
-        ("dynamodb:PutItem", USAGE),  # a finished record's usage row, a completed one's dedupe item
+        ("dynamodb:PutItem", USAGE),  # a completed record's dedupe item (money controls)
+        ("dynamodb:PutItem", USAGE_REPORT),  # every finished record's usage row (GET /v1/usage)
         ("sqs:SendMessage", "EventsDLQ"),
     },
 }
@@ -165,6 +167,7 @@ TABLE_OF_CLASS = {
     "idv.records.Repository": (VERIFICATIONS, "VERIFICATIONS_TABLE"),
     "idv.idempotency.Store": (IDEMPOTENCY, "IDEMPOTENCY_TABLE"),
     "idv.controls.Counters": (USAGE, "USAGE_TABLE"),
+    "idv.controls.UsageRows": (USAGE_REPORT, "USAGE_REPORT_TABLE"),
 }
 WRITE_BUILDERS = {"idv.records.put": "dynamodb:PutItem", "idv.records.update": "dynamodb:UpdateItem"}
 WRITE_ACTIONS = {

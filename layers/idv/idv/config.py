@@ -38,6 +38,7 @@ class Settings:
     upload_queue_url: str = ""
     # Money controls (DESIGN §3, §8; `idv.controls`). Amounts are integer fen (0.01 CNY), never floats.
     usage_table: str = ""
+    usage_report_table: str = ""
     subject_daily_limit: int = 10  # 0: no limit
     dedupe_window_seconds: int = 600  # 0: off
     daily_spend_limit_fen: int | None = None  # None: no cap
@@ -118,6 +119,7 @@ def settings_from_env() -> Settings:
             else None
         ),
         usage_table=env.get("USAGE_TABLE", ""),
+        usage_report_table=env.get("USAGE_REPORT_TABLE", ""),
         subject_daily_limit=int(_number("SUBJECT_DAILY_LIMIT", "10", int, 0, 1_000_000)),
         dedupe_window_seconds=int(_number("DEDUPE_WINDOW_SECONDS", "600", int, 0, 86400)),
         daily_spend_limit_fen=(

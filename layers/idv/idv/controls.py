@@ -11,6 +11,8 @@ one per deduplicated answer; TTL `expires_at`):
     pk = "spend"              sk = day   reserved_fen fen reserved by calls that day (released if not charged)
     pk = "dedupe#{hmac}"      sk = "-"   verification_id, until   a completed answer an identical request reuses
 
+The usage report's rows (one per finished record) live in USAGE_REPORT_TABLE (`UsageRows`), not here.
+
 Reserve: one write before the record's claim, a TransactWriteItems over USAGE_TABLE (plus the
 Idempotency-Key's item when there is one, so a replay is found by the same write and counts nothing):
 the key's Put (attribute_not_exists), a ConditionCheck that no live dedupe item exists, the
@@ -197,33 +199,6 @@ class Counters:
         found = self.client.get_item(TableName=self.table, Key=_item_key(item_id, "-"), ConsistentRead=True).get("Item")
         return records.from_stream_image(found) if found else None
 
-    # -- usage rows (the usage report's source: one per finished record, written by the outbox's reader)
-    def usage_put(self, row: dict[str, Any]) -> records.Write:
-        """One record's usage (idempotent: the same row on every delivery)."""
-        item: dict[str, Any] = {
-            **_item_key(f"usage#{row['day']}", str(row["verification_id"])),
-            "check": {"S": str(row["check"])},
-            "provider": {"S": str(row["provider"])},
-            "calls": {"N": str(int(row["calls"]))},
-            "charged": {"N": str(int(row["charged"]))},
-            "unknown": {"N": str(int(row["unknown"]))},
-            "spend_fen": {"N": str(int(row["spend_fen"]))},
-            "expires_at": {"N": str(int(row["expires_at"]))},
-        }
-        if row.get("decision"):
-            item["decision"] = {"S": str(row["decision"])}
-        return records.Write("Put", {"TableName": self.table, "Item": item})
-
-    def usage_rows(self, day: str) -> list[dict[str, Any]]:
-        """Every usage row of one day (UTC+8): a Query of its partition, all pages."""
-        paginator = self.client.get_paginator("query")
-        pages = paginator.paginate(
-            TableName=self.table,
-            KeyConditionExpression="pk = :p",
-            ExpressionAttributeValues={":p": {"S": f"usage#{day}"}},
-        )
-        return [records.from_stream_image(item) for page in pages for item in page.get("Items", [])]
-
     def spent_reserved(self, day: str) -> int:
         found = self.client.get_item(TableName=self.table, Key=_item_key("spend", day), ConsistentRead=True).get("Item")
         return int(found["reserved_fen"]["N"]) if found and "reserved_fen" in found else 0
@@ -253,6 +228,54 @@ class Counters:
 
 def counters(settings: Settings | None = None) -> Counters:
     return Counters((settings or get_settings()).usage_table)
+
+
+class UsageRows:
+    """The usage report's rows in USAGE_REPORT_TABLE (pk `usage#{day}`, sk verification id): one per finished
+    record, written by the outbox's reader. Their own table, so USAGE_TABLE stays small: the reservation's
+    TransactWriteItems costs moto a copy of every table it touches (see the module docstring)."""
+
+    def __init__(self, table_name: str, dynamodb: Any = None) -> None:
+        from idv.config import require
+
+        self.table = require(table_name, "USAGE_REPORT_TABLE")
+        self._client = dynamodb
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = aws.client("dynamodb")
+        return self._client
+
+    def put(self, row: dict[str, Any]) -> None:
+        """One record's usage (idempotent: the same row on every delivery)."""
+        item: dict[str, Any] = {
+            **_item_key(f"usage#{row['day']}", str(row["verification_id"])),
+            "check": {"S": str(row["check"])},
+            "provider": {"S": str(row["provider"])},
+            "calls": {"N": str(int(row["calls"]))},
+            "charged": {"N": str(int(row["charged"]))},
+            "unknown": {"N": str(int(row["unknown"]))},
+            "spend_fen": {"N": str(int(row["spend_fen"]))},
+            "expires_at": {"N": str(int(row["expires_at"]))},
+        }
+        if row.get("decision"):
+            item["decision"] = {"S": str(row["decision"])}
+        self.client.put_item(TableName=self.table, Item=item)
+
+    def of_day(self, day: str) -> list[dict[str, Any]]:
+        """Every usage row of one day (UTC+8): a Query of its partition, all pages."""
+        paginator = self.client.get_paginator("query")
+        pages = paginator.paginate(
+            TableName=self.table,
+            KeyConditionExpression="pk = :p",
+            ExpressionAttributeValues={":p": {"S": f"usage#{day}"}},
+        )
+        return [records.from_stream_image(item) for page in pages for item in page.get("Items", [])]
+
+
+def usage_rows(settings: Settings | None = None) -> UsageRows:
+    return UsageRows((settings or get_settings()).usage_report_table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,8 +452,7 @@ def remember_usage(item: dict[str, Any], settings: Settings | None = None) -> bo
         "decision": decision,
         "expires_at": int(created) + USAGE_TTL_SECONDS,
     }
-    store = counters(settings)
-    store.run([store.usage_put(row)])
+    usage_rows(settings).put(row)
     usage_metrics(item, row["spend_fen"], settings)
     return True
 
@@ -492,12 +514,12 @@ def usage_report(first: str | None, last: str | None, now: float | None = None) 
     today = day_of(time.time() if now is None else now)
     today_iso = f"{today[:4]}-{today[4:6]}-{today[6:]}"
     days = report_days(first or last or today_iso, last or first or today_iso)
-    store = counters()
+    rows = usage_rows()
     out: list[dict[str, Any]] = []
     totals = _empty()
     for day in days:
         groups: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in store.usage_rows(day):
+        for row in rows.of_day(day):
             key = (str(row.get("check")), str(row.get("provider")))
             group = groups.setdefault(key, _empty())
             for target in (group, totals):
