@@ -598,3 +598,26 @@ def test_the_usage_range(api, query, status):
     if status == 200:
         assert set(answer.json()) == {"days", "totals"}
         assert set(answer.json()["totals"]["decisions"]) == {"pass", "fail", "review"}
+
+
+def test_the_money_tables_hold_no_personal_data(api, stack, people, controls):
+    """UsageTable (counters, dedupe items) and UsageReportTable (usage rows) after every kind of write:
+    HMACs, days, counts and verification ids — never a name, an ID number or a mobile, raw or hashed plainly."""
+    import hashlib
+
+    controls(limit=5, window=600, cap="100.00")
+    request = payload(people, "four_factor")
+    first = completed_first(api, stack, request, "/v1/four-factor")
+    assert api.post("/v1/four-factor", request).json() == first  # a dedupe hit
+    quiet(api)
+    person = people.identity("match")
+    secrets = {person.name, person.id_number, person.mobile}
+    secrets |= {hashlib.sha256(v.encode()).hexdigest() for v in list(secrets)}
+    ddb = client(stack, "dynamodb")
+    dumped = ""
+    for name in ("UsageTable", "UsageReportTable"):
+        items = ddb.scan(TableName=stack.resource_name(name))["Items"]
+        assert items, name
+        dumped += json.dumps(items, ensure_ascii=False)
+    for secret in secrets:
+        assert secret not in dumped
