@@ -14,7 +14,8 @@ Findings (ranked by money impact; reproduction and suggested fix in each test's 
 3. a stale stream record (a retried or late delivery) of a record erased meanwhile still publishes its
    `Verification Completed` event: the erased record reaches the bus after the erasure answered;
 4. a TransactionConflict on the reservation (the day's spend item is touched by every request with a
-   cap: real DynamoDB cancels concurrent transactions on it) answers 503 instead of trying again.
+   cap: real DynamoDB cancels concurrent transactions on it) answers 503 instead of trying again
+   (fixed: `controls.Counters.run` raises `Retry`, `claims.begin` reserves again after a backoff).
 """
 
 from __future__ import annotations
@@ -201,11 +202,6 @@ def _conflict_once() -> Any:
     return hook, fired
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 4: a TransactionConflict on the reservation (the hot spend item) answers 503 "
-    "storage_unavailable instead of reserving again",
-)
 def test_a_transaction_conflict_on_the_reservation_is_retried(stack, api, people, ledger, controls):  # noqa: F811
     """Repro: controls on with a spend cap: every request's reservation is a TransactWriteItems touching
     the one `spend/<day>` item. Real DynamoDB cancels concurrent transactions on one item with

@@ -621,3 +621,38 @@ def test_the_money_tables_hold_no_personal_data(api, stack, people, controls):
         dumped += json.dumps(items, ensure_ascii=False)
     for secret in secrets:
         assert secret not in dumped
+
+
+def test_a_reservation_that_keeps_conflicting_is_refused_without_a_call(api, stack, people, ledger, controls):
+    """TransactionConflict (a concurrent transaction on the day's spend item) is retried with backoff; if it
+    never clears, 503 storage_unavailable: nothing called, nothing counted, no record."""
+    from botocore.exceptions import ClientError
+
+    from idv import aws
+
+    controls(limit=5, cap="100.00")
+    tries = {"n": 0}
+
+    def conflict(**_: Any) -> None:
+        tries["n"] += 1
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "[None, TransactionConflict]"},
+                "CancellationReasons": [{"Code": "None"}, {"Code": "TransactionConflict"}],
+            },
+            "TransactWriteItems",
+        )
+
+    events = aws.client("dynamodb").meta.events
+    events.register("before-parameter-build.dynamodb.TransactWriteItems", conflict)
+    marker = f"mc-conflict-{uuid.uuid4().hex[:8]}"
+    delta = ledger()
+    try:
+        answer = api.post("/v1/compare", payload(people, "compare", marker=marker))
+    finally:
+        events.unregister("before-parameter-build.dynamodb.TransactWriteItems", conflict)
+    assert answer.status_code == 503 and answer.json()["code"] == "storage_unavailable", answer.text
+    from idv import claims
+
+    assert tries["n"] == claims.FINISH_ATTEMPTS
+    assert delta.calls() == 0 and records_with(stack, marker) == [] and reserved_fen(stack) == 0

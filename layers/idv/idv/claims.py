@@ -113,7 +113,8 @@ def begin(record: dict[str, Any], key: Key | None, *, lease: float) -> Claim | A
     repo = repository()
     verification_id = record["verification_id"]
     plan = controls.plan(record)
-    for _ in range(FINISH_ATTEMPTS):
+    contended = False
+    for attempt in range(FINISH_ATTEMPTS):
         now = clock.now()
         token = secrets.token_hex(8)
         key_write = store().claim_write(key, verification_id, now, lease) if key is not None else None
@@ -128,7 +129,10 @@ def begin(record: dict[str, Any], key: Key | None, *, lease: float) -> Claim | A
             try:
                 outcome = _reserve(plan, key_write, now, verification_id)
             except controls.Retry:
+                contended = True
+                time.sleep(backoff(attempt))
                 continue
+            contended = False
             if outcome == controls.KEY_TAKEN and key is not None:
                 answer = replay(key)
                 if answer is not None:
@@ -157,6 +161,8 @@ def begin(record: dict[str, Any], key: Key | None, *, lease: float) -> Claim | A
         if not created:
             raise errors.IdvError("a new verification id collided with a stored one")
         return Claim(verification_id, token, key)
+    if contended:
+        raise errors.StorageUnavailable("the day's counters stayed busy; nothing was charged; retry")
     raise errors.IdempotencyInProgress("a request with this Idempotency-Key is still running; retry shortly")
 
 

@@ -221,7 +221,11 @@ class Counters:
                 reasons = exc.response.get("CancellationReasons") or []
                 failed = [r.get("Code") == "ConditionalCheckFailed" for r in reasons]
                 if len(failed) == len(writes) and any(failed):
-                    return [not f for f in failed]
+                    return [not f for f in failed]  # a condition that does not hold is the answer
+                if any(r.get("Code") == "TransactionConflict" for r in reasons):
+                    # Another transaction held one of the items (the day's spend item is shared by every
+                    # check): nothing was written; the caller reserves again (botocore does not retry it).
+                    raise Retry() from None
             raise
         return [True] * len(writes)
 
@@ -360,7 +364,8 @@ def reserve(p: Plan, key_write: records.Write | None, now: float) -> Reservation
 
 
 class Retry(Exception):
-    """The reservation must be tried again (a dedupe item vanished between the write and the read)."""
+    """The reservation must be tried again: a dedupe item vanished between the write and the read, or the
+    transaction was cancelled by a concurrent one (TransactionConflict). Nothing was written."""
 
 
 def release(record: dict[str, Any]) -> None:
