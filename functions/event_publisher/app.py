@@ -7,13 +7,14 @@ queue, so an event is published at least once and never lost to a failed PutEven
 Its filter also passes pending → error and pending → expired. For every finished record it writes the
 record's usage row (GET /v1/usage: calls, charges, decision; DESIGN §8), and for a completed one its
 dedupe item (an identical request without a key within DEDUPE_WINDOW_SECONDS gets this answer), both
-idempotent puts, before the event. Errors and expiries publish no event.
+idempotent puts, before the event — unless the record has been erased since (one consistent read).
+Errors and expiries publish no event.
 """
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from idv import controls, events, records
+from idv import claims, controls, events, records
 from idv.config import get_settings
 from idv.observability import logger, tracer
 
@@ -25,6 +26,11 @@ def handle_record(record: DynamoDBRecord) -> None:
     controls.remember_usage(item)  # every finished record: its calls, charges and decision (GET /v1/usage)
     if item.get("status") != "completed":
         return  # errors and expiries publish nothing
+    if claims.repository().get(item["verification_id"]) is None:
+        # Erased since (a stream delivery may come late, up to 24 h while the bus fails): its answer is
+        # neither published nor kept for an identical request (DESIGN §9: nothing replays erased data).
+        logger.info("erased record not published", extra={"verification_id": item.get("verification_id")})
+        return
     controls.remember_completed(item)
     events.publish_completed(item, get_settings().event_bus_name)
     logger.info("event published", extra={"verification_id": item.get("verification_id")})

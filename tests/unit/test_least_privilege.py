@@ -128,6 +128,7 @@ EXPECTED: dict[str, set[Grant]] = {
     # The outbox's reader: the bus, and the stream's on-failure queue.
     "EventPublisherFunction": {
         ("events:PutEvents", BUS),
+        ("dynamodb:GetItem", VERIFICATIONS),  # a record erased since its stream record is not published
         ("dynamodb:PutItem", USAGE),  # a completed record's dedupe item (money controls)
         ("dynamodb:PutItem", USAGE_REPORT),  # every finished record's usage row (GET /v1/usage)
         ("sqs:SendMessage", "EventsDLQ"),
