@@ -89,6 +89,9 @@ class Scenarios:
             query={"response": response, "sign": sign},
         )
 
+    def usage(self) -> dict[str, Any]:
+        return events.api_event("usage")
+
     def verifications(self) -> dict[str, Any]:
         if self._verification_id is None:
             record = self.api("POST", "/v1/compare", json=fixtures.check_body("compare")).json()
