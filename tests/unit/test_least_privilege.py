@@ -684,8 +684,15 @@ def test_table_classes_own_the_tables_they_are_said_to() -> None:
         path = LAYER / f"{module.split('.', 1)[1]}.py"
         tree = ast.parse(path.read_text())
         node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
-        init = next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-        assert setting in {c.value for c in ast.walk(init) if isinstance(c, ast.Constant)}, qualname
+        # `setting = "..."` names the table (records.Table reads it in its __init__)
+        named = [
+            a.value.value
+            for a in node.body
+            if isinstance(a, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "setting" for t in a.targets)
+            and isinstance(a.value, ast.Constant)
+        ]
+        assert named == [setting], qualname
 
 
 # ---------------------------------------------------------------- the KMS key policy

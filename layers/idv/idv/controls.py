@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from idv import aws, errors, records
+from idv import errors, records
 from idv.config import Settings, get_settings
 from idv.observability import logger
 
@@ -114,20 +114,10 @@ def _item_key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
-class Counters:
-    """The items of USAGE_TABLE (client injectable, default shared and lazy)."""
+class Counters(records.Table):
+    """The items of USAGE_TABLE."""
 
-    def __init__(self, table_name: str, dynamodb: Any = None) -> None:
-        from idv.config import require
-
-        self.table = require(table_name, "USAGE_TABLE")
-        self._client = dynamodb
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    setting = "USAGE_TABLE"
 
     # -- the reservation's actions
     def subject_write(self, id_hash: str, day: str, limit: int, now: float) -> records.Write:
@@ -234,22 +224,12 @@ def counters(settings: Settings | None = None) -> Counters:
     return Counters((settings or get_settings()).usage_table)
 
 
-class UsageRows:
+class UsageRows(records.Table):
     """The usage report's rows in USAGE_REPORT_TABLE (pk `usage#{day}`, sk verification id): one per finished
     record, written by the outbox's reader. Their own table, so USAGE_TABLE stays small: the reservation's
     TransactWriteItems costs moto a copy of every table it touches (see the module docstring)."""
 
-    def __init__(self, table_name: str, dynamodb: Any = None) -> None:
-        from idv.config import require
-
-        self.table = require(table_name, "USAGE_REPORT_TABLE")
-        self._client = dynamodb
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    setting = "USAGE_REPORT_TABLE"
 
     def put(self, row: dict[str, Any]) -> None:
         """One record's usage (idempotent: the same row on every delivery)."""

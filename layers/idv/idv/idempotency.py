@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from idv import aws, errors, records
+from idv import errors, records
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 MAX_KEY_LENGTH = 255
@@ -75,20 +75,10 @@ def _item_key(item_id: str) -> dict[str, Any]:
     return {"id": {"S": item_id}}
 
 
-class Store:
-    """The idempotency items of IDEMPOTENCY_TABLE (client injectable, default shared and lazy)."""
+class Store(records.Table):
+    """The idempotency items of IDEMPOTENCY_TABLE."""
 
-    def __init__(self, table_name: str, dynamodb: Any = None) -> None:
-        from idv.config import require
-
-        self.table = require(table_name, "IDEMPOTENCY_TABLE")
-        self._client = dynamodb
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    setting = "IDEMPOTENCY_TABLE"
 
     def get(self, key: Key) -> dict[str, Any] | None:
         found = self.client.get_item(TableName=self.table, Key=_item_key(key.item_id), ConsistentRead=True).get("Item")

@@ -248,14 +248,16 @@ def terminal_fields(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record.get(k) for k in PUBLIC_FIELDS if k != "verification_id"}
 
 
-class Repository:
-    """DynamoDB access to verification records; the client is injectable (default: shared, lazy)."""
+class Table:
+    """One DynamoDB table named by a setting (`setting`); the client is injectable (default: shared,
+    lazy). An unset setting fails when the object is made: before any provider call is paid for."""
+
+    setting = ""
 
     def __init__(self, table_name: str, dynamodb: Any = None) -> None:
         from idv.config import require
 
-        # Fails before any provider call is paid for, not after (the result could not be stored).
-        self.table = require(table_name, "VERIFICATIONS_TABLE")
+        self.table = require(table_name, self.setting)
         self._client = dynamodb
 
     @property
@@ -263,6 +265,12 @@ class Repository:
         if self._client is None:
             self._client = aws.client("dynamodb")
         return self._client
+
+
+class Repository(Table):
+    """DynamoDB access to verification records."""
+
+    setting = "VERIFICATIONS_TABLE"
 
     def apply(self, *writes: Write) -> bool:
         """Run one write (or several in one transaction); False when a condition did not hold."""
