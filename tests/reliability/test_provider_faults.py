@@ -128,8 +128,10 @@ def test_every_fault_on_every_check(api, stack, people, metrics, ledger, request
     assert metrics.count("ProviderCalls", check=check) == 1
     assert metrics.count("UncertainCharges") == (1 if expect.code == "provider_timeout" else 0)
     if fault == "read_timeout":
+        # Our client gave up at its 0.5 s read timeout: had it waited for the provider's stall (1.5 s),
+        # the sandbox would have dropped the connection and the answer would not be this timeout.
+        # (No wall-clock bound here: a busy CI machine makes those flaky; timing belongs in make bench.)
         assert "did not answer within 0.5 s" in answer.json()["detail"]
-        assert elapsed < 1.4  # our client gave up; it did not wait for the provider's stall
     if fault == "latency":
         assert elapsed >= 0.05
     if fault == "source_timeout" and check == "four_factor":
